@@ -1,0 +1,1 @@
+"""sidewalk_robot.perception"""

@@ -1,0 +1,53 @@
+"""The ``sidewalk-robot`` command: one entry point for every user-facing tool.
+
+Each capability registers its own subcommands in its package (a ``register(subparsers)``
+function in the module named below), so this file only lists them.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sidewalk_robot import __version__
+
+SUBCOMMAND_MODULES = (
+    'sidewalk_robot.simulation.cli',
+    'sidewalk_robot.perception.cli',
+    'sidewalk_robot.replay.cli',
+    'sidewalk_robot.system.cli',
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='sidewalk-robot',
+        description='Sidewalk delivery robot: simulation, training, replay and demos.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue  # that capability is not part of this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    if not getattr(arguments, 'handler', None):
+        parser.print_help()
+        return 2
+    try:
+        return int(arguments.handler(arguments) or 0)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""ROS message helpers shared by the nodes: time, images, diagnostics and QoS.
+
+cv_bridge and tf2 are not available from PyPI, so images convert with numpy here.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+from sensor_msgs.msg import Image
+
+SENSOR_QOS = qos_profile_sensor_data
+"""Best effort, keep last 5: sensors where a newer sample replaces a lost one."""
+
+COMMAND_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+"""Reliable, depth 1: only the latest command matters, and it must arrive."""
+
+LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""Reliable, transient local: late joiners get the last state (goals, safety state)."""
+
+DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+                     'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
+
+_ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> Time:
+    nanoseconds = int(round(seconds * 1e9))
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def image_to_array(message: Image, expected_encoding: str = 'rgb8') -> np.ndarray:
+    """An rgb8 / bgr8 / mono8 Image as an HxWxC uint8 array in ``expected_encoding`` order.
+
+    Raises ValueError for unsupported encodings and for data whose size does not match
+    height, width and step, so a node can report the bad frame instead of crashing.
+    """
+    channels = _ENCODING_CHANNELS.get(message.encoding)
+    if channels is None:
+        raise ValueError(f'unsupported image encoding {message.encoding!r} '
+                         f'(expected one of {", ".join(_ENCODING_CHANNELS)})')
+    if message.height == 0 or message.width == 0:
+        raise ValueError('empty image (height or width is 0)')
+    row_bytes = message.width * channels
+    if message.step < row_bytes or len(message.data) < message.step * message.height:
+        raise ValueError(f'image data size {len(message.data)} does not match '
+                         f'{message.height}x{message.width}, step {message.step}')
+    rows = np.frombuffer(bytes(message.data), dtype=np.uint8,
+                         count=message.step * message.height).reshape(message.height, message.step)
+    pixels = rows[:, :row_bytes].reshape(message.height, message.width, channels)
+    if message.encoding == 'mono8':
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif message.encoding != expected_encoding:
+        pixels = pixels[:, :, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
+def array_to_image(pixels: np.ndarray, stamp: Time, frame_id: str,
+                   encoding: str = 'rgb8') -> Image:
+    """An HxWx3 (or HxW for mono8) uint8 array as a sensor_msgs/Image."""
+    if pixels.dtype != np.uint8:
+        raise ValueError(f'image array must be uint8, got {pixels.dtype}')
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    message = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
+                    step=width * channels)
+    message.header.stamp = stamp
+    message.header.frame_id = frame_id
+    message.data = np.ascontiguousarray(pixels).tobytes()
+    return message
+
+
+def diagnostic_status(name: str, hardware_id: str, level: str, message: str,
+                      values: Mapping[str, object]) -> DiagnosticStatus:
+    """A DiagnosticStatus with ``level`` one of OK/WARN/ERROR/STALE and stringified values."""
+    return DiagnosticStatus(
+        level=DIAGNOSTIC_LEVELS[level], name=name, hardware_id=hardware_id, message=message,
+        values=[KeyValue(key=str(key), value=_format_value(value)) for key, value in values.items()])
+
+
+def diagnostic_array(stamp: Time, *statuses: DiagnosticStatus) -> DiagnosticArray:
+    array = DiagnosticArray(status=list(statuses))
+    array.header.stamp = stamp
+    return array
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    return str(value)
+
+
+def run_node(node_factory, args: list[str] | None = None) -> int:
+    """Entry point body for a ``*_node`` console script: init, spin, clean shutdown.
+
+    SIGINT and SIGTERM end the spin without a traceback; a configuration error raised while
+    the node is built is printed as one line and gives exit status 2.
+    """
+    import signal
+    import sys
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = None
+    try:
+        node = node_factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError) as error:
+        print(f'[{getattr(node_factory, "__name__", "node")}] configuration error: {error}',
+              file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

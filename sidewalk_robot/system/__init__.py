@@ -1,0 +1,1 @@
+"""System level: launch files as processes, the demo delivery, scenarios and fault injection."""
