@@ -64,6 +64,7 @@ setup(
             'planner_node = sidewalk_robot.planning.planner_node:main',
             'safety_monitor_node = sidewalk_robot.safety_monitor.safety_monitor_node:main',
             'sim_node = sidewalk_robot.simulation.sim_node:main',
+            'fault_injector_node = sidewalk_robot.system.fault_injector_node:main',
             'sidewalk-robot = sidewalk_robot.cli:main',
         ],
     },

@@ -1,0 +1,179 @@
+"""``sidewalk-robot dataset | train | evaluate``: the perception model's pipeline."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+from sidewalk_robot.perception.config import DEFAULT_MODEL_DIR
+
+DEFAULT_DATASET = 'datasets/sidewalk_v1'
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    dataset = subparsers.add_parser(
+        'dataset', help='render a labelled perception dataset from the headless simulator',
+        description='Render randomised scenes of the training and held-out worlds into sharded '
+                    '.npz files with a dataset card (card.json).')
+    dataset.add_argument('--output', default=DEFAULT_DATASET, help='dataset folder to write')
+    dataset.add_argument('--train-worlds', nargs='+', help='worlds to train on')
+    dataset.add_argument('--held-out-worlds', nargs='+', help='worlds kept for evaluation only')
+    dataset.add_argument('--episodes', type=int, help='randomised scenes per training world')
+    dataset.add_argument('--held-out-episodes', type=int, help='scenes per held-out world')
+    dataset.add_argument('--frames-per-episode', type=int, help='robot poses per scene')
+    dataset.add_argument('--validation-every', type=int,
+                         help='every n-th training scene goes to the validation split')
+    dataset.add_argument('--seed', type=int, help='base seed')
+    dataset.add_argument('--shard-size', type=int, help='frames per shard')
+    dataset.add_argument('--no-randomize', action='store_true', help='no domain randomisation')
+    dataset.add_argument('--quiet', action='store_true', help='no progress bar')
+    dataset.set_defaults(handler=run_dataset)
+
+    train = subparsers.add_parser(
+        'train', help='train the perception network on a generated dataset',
+        description='Seeded, resumable training; CPU by default, a GPU when available. Writes '
+                    'model.pt and card.json into the output folder.')
+    train.add_argument('--dataset', default=DEFAULT_DATASET)
+    train.add_argument('--output', default=DEFAULT_MODEL_DIR, help='model folder to write')
+    train.add_argument('--run-dir', help='checkpoint folder (default runs/perception/<name>)')
+    train.add_argument('--version', help='model version for the card (default: folder name)')
+    train.add_argument('--preset', choices=('full', 'tiny'), default='full',
+                       help='tiny: a small network for a few steps (tests, smoke runs)')
+    train.add_argument('--architecture', choices=('default', 'tiny'))
+    train.add_argument('--epochs', type=int)
+    train.add_argument('--batch-size', type=int)
+    train.add_argument('--learning-rate', type=float)
+    train.add_argument('--max-train-frames', type=int, help='0 = all')
+    train.add_argument('--seed', type=int)
+    train.add_argument('--device', choices=('auto', 'cpu', 'cuda'))
+    train.add_argument('--threads', type=int, dest='num_threads')
+    train.add_argument('--no-augment', action='store_true')
+    train.add_argument('--resume', action='store_true',
+                       help='continue from the run folder\'s checkpoint')
+    train.add_argument('--quiet', action='store_true', help='no progress bar')
+    train.set_defaults(handler=run_train)
+
+    evaluate = subparsers.add_parser(
+        'evaluate', help='evaluate a model on the held-out world of a dataset',
+        description='Per-class IoU, BEV obstacle recall and precision within 4 m in view, '
+                    'expected calibration error and a confusion-matrix PNG; the figures go into '
+                    'the model card.')
+    evaluate.add_argument('--model', default=DEFAULT_MODEL_DIR, help='model folder')
+    evaluate.add_argument('--dataset', default=DEFAULT_DATASET)
+    evaluate.add_argument('--split', default='held_out', choices=('held_out', 'validation', 'train'))
+    evaluate.add_argument('--max-frames', type=int, default=0, help='0 = all frames of the split')
+    evaluate.add_argument('--plot', help='confusion matrix PNG (default <model>/confusion_<split>.png)')
+    evaluate.add_argument('--no-card', action='store_true', help='do not write into the card')
+    evaluate.add_argument('--quiet', action='store_true', help='no progress bar')
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def _fail(message: str) -> int:
+    print(f'error: {message}', file=sys.stderr)
+    return 1
+
+
+def run_dataset(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot.perception.config import PerceptionConfig
+    from sidewalk_robot.perception.generation import GenerationConfig, generate_dataset
+
+    overrides = {'train_worlds': arguments.train_worlds,
+                 'held_out_worlds': arguments.held_out_worlds,
+                 'episodes_per_world': arguments.episodes,
+                 'held_out_episodes': arguments.held_out_episodes,
+                 'frames_per_episode': arguments.frames_per_episode,
+                 'validation_every': arguments.validation_every,
+                 'seed': arguments.seed, 'shard_size': arguments.shard_size}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+              if v is not None}
+    if arguments.no_randomize:
+        values['randomize'] = False
+    try:
+        config = replace(GenerationConfig(), **values)
+        card = generate_dataset(Path(arguments.output), config, PerceptionConfig().grid(),
+                                progress=not arguments.quiet)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(str(error))
+    print(json.dumps({'dataset': arguments.output, 'frames': card['frames'],
+                      'content_hash': card['content_hash'],
+                      'seconds': card['generation_seconds']}, indent=2))
+    return 0
+
+
+def run_train(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot.perception.model_io import ModelLoadError
+    from sidewalk_robot.perception.training import TrainingConfig, train
+
+    name = Path(arguments.output).name
+    values: dict[str, object] = {'dataset': arguments.dataset, 'output': arguments.output,
+                                 'run_dir': arguments.run_dir or f'runs/perception/{name}',
+                                 'version': arguments.version or name}
+    if arguments.preset == 'tiny':
+        values.update(architecture='tiny', epochs=2, batch_size=8, max_train_frames=32)
+    for field in fields(TrainingConfig):  # explicit options win over the preset
+        value = getattr(arguments, field.name, None)
+        if value is not None:
+            values[field.name] = value
+    if arguments.no_augment:
+        values['augment'] = False
+    try:
+        card = train(TrainingConfig(**values), resume=arguments.resume,
+                     progress=not arguments.quiet)
+    except (ValueError, FileNotFoundError, ModelLoadError) as error:
+        return _fail(str(error))
+    print(json.dumps({'model': arguments.output, 'version': card['version'],
+                      'temperature': card['temperature'], 'calibration': card['calibration'],
+                      'validation': card['metrics']['validation']}, indent=2))
+    return 0
+
+
+def run_evaluate(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot.perception.dataset import load_split, read_card
+    from sidewalk_robot.perception.evaluation import (evaluate_frames, model_predictor,
+                                                      oracle_predictor, plot_confusion_matrix)
+    from sidewalk_robot.perception.geometry import CameraModel, Extrinsics, GridGeometry, Intrinsics
+    from sidewalk_robot.perception.model_io import ModelLoadError, load_model, write_card
+    from sidewalk_robot.perception.training import _first
+
+    model_dir, dataset_dir = Path(arguments.model), Path(arguments.dataset)
+    try:
+        model = load_model(model_dir)
+        dataset_card = read_card(dataset_dir)
+        frames = load_split(dataset_dir, arguments.split)
+    except (ModelLoadError, ValueError, FileNotFoundError) as error:
+        return _fail(str(error))
+    if arguments.max_frames:
+        frames = _first(frames, arguments.max_frames)
+    if (model.input_spec.width, model.input_spec.height) != tuple(dataset_card['image_size']):
+        return _fail(f'model input {model.input_spec.width}x{model.input_spec.height} does not '
+                     f'match dataset images {dataset_card["image_size"]}')
+    c = dataset_card['camera']
+    camera = CameraModel(Intrinsics(c['fx'], c['fy'], c['cx'], c['cy'], c['width'], c['height']),
+                         Extrinsics(c['x'], c['y'], c['z'], c['roll'], c['pitch'], c['yaw']))
+    grid = GridGeometry(**dataset_card['grid'])
+    metrics = evaluate_frames(model_predictor(model), frames, camera, grid,
+                              progress=not arguments.quiet)
+    ceiling = evaluate_frames(oracle_predictor, frames, camera, grid)
+    split_worlds = sorted({s['world'] for s in dataset_card['shards'] if s['split'] == arguments.split})
+    metrics = {'split': arguments.split, 'worlds': split_worlds,
+               'dataset_hash': dataset_card['content_hash'], **metrics,
+               'projection_ceiling_bev': ceiling['bev']}
+    plot_path = Path(arguments.plot) if arguments.plot else model_dir / f'confusion_{arguments.split}.png'
+    plot_confusion_matrix(metrics['confusion_matrix'], plot_path,
+                          f'{model.version} on {", ".join(split_worlds)} ({arguments.split})')
+    if not arguments.no_card:
+        card = dict(model.card)
+        card.setdefault('metrics', {})[arguments.split] = metrics
+        write_card(model_dir, card)
+    bev = metrics['bev']
+    print(json.dumps({'split': arguments.split, 'worlds': split_worlds, 'frames': metrics['frames'],
+                      'iou': metrics['iou'], 'mean_iou': metrics['mean_iou'],
+                      'obstacle_ece': metrics['obstacle_ece'], 'top1_ece': metrics['top1_ece'],
+                      'bev_recall': bev['recall'], 'bev_precision': bev['precision'],
+                      'bev_recall_exact_cell': bev['recall_exact_cell'],
+                      'bev_precision_exact_cell': bev['precision_exact_cell'],
+                      'projection_ceiling': {k: ceiling['bev'][k] for k in ('recall', 'precision')},
+                      'confusion_png': str(plot_path)}, indent=2))
+    return 0

@@ -1,0 +1,73 @@
+"""Parameters of the perception node (config/perception.yaml) as a frozen dataclass."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidewalk_robot import share_directory
+from sidewalk_robot.config import describe
+from sidewalk_robot.perception.geometry import Extrinsics, GridGeometry, Intrinsics
+
+DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v1'
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    model_dir: str = describe(DEFAULT_MODEL_DIR, 'model folder (model.pt + card.json); a relative '
+                              'path is taken from the package share folder')
+    num_threads: int = describe(1, 'torch CPU threads for inference', min=1, max=16)
+
+    camera_x: float = describe(0.30, 'camera_link x in base_link [m]')
+    camera_y: float = describe(0.0, 'camera_link y in base_link [m]')
+    camera_z: float = describe(0.50, 'camera_link z in base_link (height above ground) [m]',
+                               min=0.01)
+    camera_roll: float = describe(0.0, 'camera_link roll in base_link [rad]')
+    camera_pitch: float = describe(0.35, 'camera_link pitch in base_link, positive = nose down [rad]')
+    camera_yaw: float = describe(0.0, 'camera_link yaw in base_link [rad]')
+
+    image_width: int = describe(320, 'expected image width without camera_info [px]', min=1)
+    image_height: int = describe(240, 'expected image height without camera_info [px]', min=1)
+    fx: float = describe(160.0, 'focal length x without camera_info [px]', min=1e-3)
+    fy: float = describe(160.0, 'focal length y without camera_info [px]', min=1e-3)
+    cx: float = describe(160.0, 'principal point x without camera_info [px]')
+    cy: float = describe(120.0, 'principal point y without camera_info [px]')
+    use_camera_info: bool = describe(True, 'take intrinsics from /camera/camera_info when it '
+                                     'matches the image size')
+
+    grid_resolution: float = describe(0.1, 'grid cell size [m]', min=0.01)
+    grid_width: int = describe(80, 'grid cells along x', min=1)
+    grid_height: int = describe(80, 'grid cells along y', min=1)
+    grid_origin_x: float = describe(-1.0, 'x of the grid corner in base_link [m]')
+    grid_origin_y: float = describe(-4.0, 'y of the grid corner in base_link [m]')
+    frame_id: str = describe('base_link', 'frame of the published grids')
+    max_range: float = describe(6.0, 'cells farther than this from base_link stay unknown [m]',
+                                min=0.1)
+    projection_width: int = describe(320, 'width of the probability image projected to the '
+                                     'grid (network output is upsampled to it) [px]', min=8)
+    projection_height: int = describe(240, 'height of that probability image [px]', min=8)
+    block_threshold: float = describe(0.5, 'probability of "not ground" above which a pixel '
+                                      'blocks the view along its column', min=0.0, max=1.0)
+    marker_threshold: float = describe(0.5, 'obstacle probability above which a cell is drawn '
+                                       'in /perception/markers', min=0.0, max=1.0)
+
+    max_image_age: float = describe(0.5, 'frames older than this are dropped [s]', min=0.0)
+    processing_period: float = describe(0.02, 'how often the newest frame is looked for [s]',
+                                        min=0.001)
+    diagnostics_period: float = describe(1.0, 'period of /diagnostics [s]', min=0.05)
+    low_confidence_warning: float = describe(0.6, 'mean confidence below this gives a WARN',
+                                             min=0.0, max=1.0)
+
+    def extrinsics(self) -> Extrinsics:
+        return Extrinsics(self.camera_x, self.camera_y, self.camera_z,
+                          self.camera_roll, self.camera_pitch, self.camera_yaw)
+
+    def default_intrinsics(self) -> Intrinsics:
+        return Intrinsics(self.fx, self.fy, self.cx, self.cy, self.image_width, self.image_height)
+
+    def grid(self) -> GridGeometry:
+        return GridGeometry(self.grid_resolution, self.grid_width, self.grid_height,
+                            self.grid_origin_x, self.grid_origin_y)
+
+    def resolved_model_dir(self) -> Path:
+        path = Path(self.model_dir).expanduser()
+        return path if path.is_absolute() else share_directory() / path

@@ -1,0 +1,293 @@
+"""Training (``sidewalk-robot train``): seeded, resumable, CPU by default, a GPU when present.
+
+Each epoch ends with a checkpoint (model, optimiser, schedule, random states), so an
+interrupted run continues with ``--resume`` where it stopped and reaches the same result.
+After the last epoch the softmax temperature is fitted on the validation split (calibration)
+and the model folder (weights + card) is written.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sidewalk_robot.config import describe
+from sidewalk_robot.perception import dataset as dataset_files
+from sidewalk_robot.perception.calibration import fit_temperature
+from sidewalk_robot.perception.dataset import Frames, load_split
+from sidewalk_robot.perception.evaluation import SegmentationScores
+from sidewalk_robot.perception.labels import CLASS_NAMES, IGNORE_LABEL
+from sidewalk_robot.perception.model import ArchitectureSpec, InputSpec, SegmentationNet, StageSpec
+from sidewalk_robot.perception.model_io import read_card, save_model
+
+ARCHITECTURES = {
+    'default': ArchitectureSpec(),
+    'tiny': ArchitectureSpec(stem_channels=8, detail_channels=4, head_channels=8,
+                             stages=(StageSpec(1, 8, 1, 1, False), StageSpec(2, 12, 2, 1, False),
+                                     StageSpec(2, 16, 2, 1, False))),
+}
+CHECKPOINT_FILE = 'checkpoint.pt'
+CALIBRATION_PIXELS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    dataset: str = describe('datasets/sidewalk_v1', 'dataset folder (sidewalk-robot dataset)')
+    output: str = describe('models/sidewalk_seg_v1', 'model folder to write (model.pt + card.json)')
+    run_dir: str = describe('runs/perception/sidewalk_seg_v1', 'checkpoints of this run')
+    version: str = describe('sidewalk_seg_v1', 'model version written into the card')
+    architecture: str = describe('default', 'network size: default or tiny')
+    epochs: int = describe(18, 'passes over the training split', min=1)
+    batch_size: int = describe(24, 'images per step', min=1)
+    learning_rate: float = describe(4e-3, 'peak AdamW learning rate', min=0.0)
+    weight_decay: float = describe(1e-4, 'AdamW weight decay', min=0.0)
+    warmup_fraction: float = describe(0.05, 'share of steps with a linear warm-up', min=0.0, max=1.0)
+    class_weight_power: float = describe(0.3, 'class weights = (median share / share)^power', min=0.0)
+    edge_weight: float = describe(3.0, 'loss weight of pixels on a vertical class edge (the '
+                                  'ground contact the BEV projection depends on)', min=1.0)
+    augment: bool = describe(True, 'flips, colour, contrast, noise and blur on the fly')
+    max_train_frames: int = describe(0, 'use at most this many training frames (0 = all)', min=0)
+    seed: int = describe(0, 'seed of initialisation, order and augmentation', min=0)
+    device: str = describe('auto', 'auto (cuda when available), cpu or cuda')
+    num_threads: int = describe(1, 'torch CPU threads (on a shared 2-core machine one thread '
+                                   'is faster than two: no waiting at thread barriers)', min=1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('device "cuda" requested but no GPU is available')
+    if name not in ('cpu', 'cuda'):
+        raise ValueError(f'unknown device {name!r} (auto, cpu or cuda)')
+    return torch.device(name)
+
+
+def class_weights(balance: dict[str, float], power: float) -> torch.Tensor:
+    shares = np.array([max(balance.get(name, 0.0), 1e-4) for name in CLASS_NAMES])
+    weights = (np.median(shares) / shares) ** power
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def pixel_weights(labels: torch.Tensor, edge_weight: float) -> torch.Tensor:
+    """Weight 1 everywhere, ``edge_weight`` where the class changes from one row to the next."""
+    weights = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    if edge_weight == 1.0:
+        return weights
+    change = labels[:, 1:, :] != labels[:, :-1, :]
+    edge = torch.zeros_like(weights, dtype=torch.bool)
+    edge[:, 1:, :] |= change
+    edge[:, :-1, :] |= change
+    weights[edge] = edge_weight
+    return weights
+
+
+def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random photometric changes and mirror images; ``images`` float in [0, 1] (N, 3, H, W)."""
+    count, device = images.shape[0], images.device
+
+    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+        return (low + (high - low) * torch.rand(*shape, generator=generator)).to(device)
+
+    flip = (torch.rand(count, generator=generator) < 0.5).to(device)
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
+    gain = uniform(0.65, 1.35, count, 1, 1, 1) * uniform(0.85, 1.15, count, 3, 1, 1)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(0.7, 1.3, count, 1, 1, 1)
+    images = (images - mean) * contrast + mean
+    images = images * gain + uniform(-0.08, 0.08, count, 1, 1, 1)
+    blur = (torch.rand(count, generator=generator) < 0.2).to(device)
+    blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
+    images = torch.where(blur[:, None, None, None], blurred, images)
+    noise = torch.randn(images.shape, generator=generator).to(device) * uniform(0.0, 0.04, count, 1, 1, 1)
+    return (images + noise).clamp(0.0, 1.0), labels
+
+
+def normalise_batch(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def learning_rate_at(step: int, total: int, config: TrainingConfig) -> float:
+    warmup = max(1, int(total * config.warmup_fraction))
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def collect_logits(network: SegmentationNet, frames: Frames, spec: InputSpec,
+                   device: torch.device, batch_size: int = 32) -> torch.Tensor:
+    network.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(frames), batch_size):
+            images = torch.from_numpy(frames.image[start:start + batch_size]).to(device)
+            images = images.permute(0, 3, 1, 2).float() / 255.0
+            outputs.append(network(normalise_batch(images, spec)).cpu())
+    return torch.cat(outputs)
+
+
+def calibrate(logits: torch.Tensor, labels: np.ndarray, seed: int) -> float:
+    """Temperature fitted on a random subset of validation pixels."""
+    flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    flat_labels = torch.from_numpy(labels.reshape(-1).astype(np.int64))
+    valid = torch.nonzero(flat_labels != IGNORE_LABEL).squeeze(1)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = valid[torch.randperm(len(valid), generator=generator)[:CALIBRATION_PIXELS]]
+    return fit_temperature(flat_logits[chosen], flat_labels[chosen])
+
+
+def segmentation_summary(logits: torch.Tensor, labels: np.ndarray, temperature: float) -> dict:
+    scores = SegmentationScores()
+    for start in range(0, len(logits), 64):
+        probabilities = torch.softmax(logits[start:start + 64] / temperature, dim=1).numpy()
+        scores.add(probabilities, labels[start:start + 64])
+    return scores.summary()
+
+
+def _save_checkpoint(path: Path, network, optimiser, epoch: int, step: int,
+                     history: list[dict], generator: torch.Generator, config: TrainingConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix('.tmp')
+    torch.save({'model': network.state_dict(), 'optimiser': optimiser.state_dict(),
+                'epoch': epoch, 'step': step, 'history': history,
+                'generator': generator.get_state(), 'config': asdict(config)}, temporary)
+    temporary.replace(path)  # never leave a half-written checkpoint behind
+
+
+def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
+          repository_root: Path | None = None) -> dict[str, Any]:
+    """Run (or continue) a training run; returns the card written next to the weights."""
+    from tqdm import tqdm
+
+    root = repository_root or Path.cwd()
+    dataset_dir = _resolve(root, config.dataset)
+    output_dir = _resolve(root, config.output)
+    run_dir = _resolve(root, config.run_dir)
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f'unknown architecture {config.architecture!r} '
+                         f'(choose from {", ".join(ARCHITECTURES)})')
+    device = resolve_device(config.device)
+    torch.set_num_threads(config.num_threads)
+    card = dataset_files.verify(dataset_dir)
+    train_frames = load_split(dataset_dir, 'train')
+    validation_frames = load_split(dataset_dir, 'validation')
+    if config.max_train_frames:
+        train_frames = _first(train_frames, config.max_train_frames)
+        validation_frames = _first(validation_frames, max(8, config.max_train_frames // 4))
+    height, width = train_frames.image.shape[1:3]
+    spec = InputSpec(width=width, height=height)
+
+    torch.manual_seed(config.seed)
+    network = SegmentationNet(ARCHITECTURES[config.architecture]).to(
+        device, memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(len(train_frames) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    weights = class_weights(card['class_balance']['train'], config.class_weight_power).to(device)
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    start_epoch, step, history = 0, 0, []
+    if resume and checkpoint_path.is_file():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if checkpoint['config'] != {**asdict(config)}:
+            changed = sorted(k for k, v in asdict(config).items() if checkpoint['config'].get(k) != v)
+            raise ValueError(f'checkpoint {checkpoint_path} was made with other settings '
+                             f'({", ".join(changed)}); start without --resume or restore them')
+        network.load_state_dict(checkpoint['model'])
+        optimiser.load_state_dict(checkpoint['optimiser'])
+        generator.set_state(checkpoint['generator'])
+        start_epoch, step, history = checkpoint['epoch'], checkpoint['step'], checkpoint['history']
+        if progress:
+            print(f'resuming {checkpoint_path} after epoch {start_epoch}')
+
+    images_uint8 = torch.from_numpy(train_frames.image)
+    labels_uint8 = torch.from_numpy(train_frames.label)
+    for epoch in range(start_epoch, config.epochs):
+        epoch_started = time.monotonic()
+        network.train()
+        order = torch.randperm(len(train_frames), generator=generator)
+        batches = range(steps_per_epoch)
+        bar = tqdm(batches, desc=f'epoch {epoch + 1}/{config.epochs}', unit='batch',
+                   disable=not progress, leave=False)
+        running, seen = 0.0, 0
+        for batch in bar:
+            index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
+            images = images_uint8[index].permute(0, 3, 1, 2).float().div_(255.0).to(
+                device, memory_format=torch.channels_last)
+            labels = labels_uint8[index].long().to(device)
+            if config.augment:
+                images, labels = augment(images, labels, generator)
+                images = images.contiguous(memory_format=torch.channels_last)
+            for group in optimiser.param_groups:
+                group['lr'] = learning_rate_at(step, total_steps, config)
+            logits = network(normalise_batch(images, spec))
+            per_pixel = F.cross_entropy(logits, labels, weight=weights, reduction='none',
+                                        ignore_index=IGNORE_LABEL)
+            loss = (per_pixel * pixel_weights(labels, config.edge_weight)).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            running += loss.item() * len(index)
+            seen += len(index)
+            bar.set_postfix(loss=f'{running / seen:.4f}')
+        history.append({'epoch': epoch + 1, 'loss': round(running / max(seen, 1), 5),
+                        'seconds': round(time.monotonic() - epoch_started, 1)})
+        if progress:
+            print(f'epoch {epoch + 1}/{config.epochs}: loss {running / max(seen, 1):.4f}')
+        _save_checkpoint(checkpoint_path, network, optimiser, epoch + 1, step, history,
+                         generator, config)
+
+    network = network.cpu().eval()
+    validation_logits = collect_logits(network, validation_frames, spec, torch.device('cpu'))
+    temperature = calibrate(validation_logits, validation_frames.label, config.seed)
+    before = segmentation_summary(validation_logits, validation_frames.label, 1.0)
+    after = segmentation_summary(validation_logits, validation_frames.label, temperature)
+    model_card = {
+        'version': config.version,
+        'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        'task': 'semantic segmentation of the front camera, projected to a BEV obstacle grid',
+        'classes': list(CLASS_NAMES),
+        'dataset': {'path': config.dataset, 'content_hash': card['content_hash'],
+                    'train_worlds': card['worlds']['train'],
+                    'held_out_worlds': card['worlds']['held_out'],
+                    'train_frames': len(train_frames), 'validation_frames': len(validation_frames)},
+        'training': {'config': asdict(config), 'history': history, 'device': str(device),
+                     'torch': torch.__version__, 'machine': platform.machine(),
+                     'seconds': round(sum(h['seconds'] for h in history), 1)},
+        'calibration': {'method': 'temperature scaling on the validation split',
+                        'obstacle_ece_before': before['obstacle_ece'],
+                        'obstacle_ece_after': after['obstacle_ece'],
+                        'top1_ece_before': before['top1_ece'], 'top1_ece_after': after['top1_ece']},
+        'metrics': {'validation': {k: v for k, v in after.items() if k != 'confusion_matrix'}},
+        'camera': card['camera'],
+    }
+    save_model(output_dir, network, spec, temperature, model_card)
+    return read_card(output_dir)
+
+
+def _first(frames: Frames, count: int) -> Frames:
+    keep = frames.layout[:, 0] < count
+    return replace(frames, image=frames.image[:count], label=frames.label[:count],
+                   depth=frames.depth[:count], pose=frames.pose[:count],
+                   footprint=frames.footprint[:count], layout=frames.layout[keep])
+
+
+def _resolve(root: Path, path: str) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else root / candidate
+

@@ -1,0 +1,420 @@
+"""The planner's behaviour: goals and routes, fresh inputs, driving, yielding, asking for help.
+
+Pure Python and numpy. Every call takes the current time explicitly (the node passes its ROS
+clock, so simulated time works); nothing here reads a clock.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sidewalk_robot.planning.config import PlannerConfig
+from sidewalk_robot.planning.geometry import (FootprintCircles, Pose2D, transform_points,
+                                              wrap_angle)
+from sidewalk_robot.planning.grid import GridFields, LocalGrid
+from sidewalk_robot.planning.local_planner import LocalPlan, LocalPlanner, RouteReference
+from sidewalk_robot.planning.route import Route, RouteProgress
+
+IDLE, DRIVING, WAITING, BLOCKED, ARRIVED = 'idle', 'driving', 'waiting', 'blocked', 'arrived'
+
+ODOM_HISTORY_SECONDS = 3.0
+"""Odometry kept to move a grid from its stamp to now (grids arrive with latency)."""
+
+STOPPED_SPEED = 0.02
+"""Below this linear speed [m/s] and yaw rate [rad/s] the robot counts as stopped."""
+
+ROUTE_LINE_STEP = 0.2
+"""Spacing of the keep-right line points the route cost measures against [m]."""
+
+
+@dataclass(frozen=True)
+class Odometry:
+    stamp: float
+    frame_id: str
+    pose: Pose2D
+    linear: float
+    angular: float
+
+
+@dataclass(frozen=True)
+class AssistRequest:
+    """Published once when the planner starts waiting for an operator and once when it stops."""
+    status: str
+    """'requested' or 'resolved'."""
+    reason: str
+    pose: Pose2D
+    time: float
+    goal: tuple[float, float]
+
+    def as_dict(self, frame_id: str) -> dict[str, object]:
+        return {'status': self.status, 'reason': self.reason, 'time': self.time,
+                'pose': {'frame_id': frame_id, 'x': self.pose.x, 'y': self.pose.y,
+                         'yaw': self.pose.yaw},
+                'goal': {'frame_id': frame_id, 'x': self.goal[0], 'y': self.goal[1]}}
+
+
+@dataclass(frozen=True)
+class PlannerOutput:
+    linear: float
+    angular: float
+    state: str
+    reason: str
+    level: str
+    """Diagnostic level: OK, WARN or ERROR."""
+    path: list[Pose2D] = field(default_factory=list)
+    """Planned motion in the odom frame (empty while stopped)."""
+    assist: AssistRequest | None = None
+    """A request (or its resolution) to publish this cycle."""
+    values: dict[str, object] = field(default_factory=dict)
+
+
+class OdometryHistory:
+    """Recent odometry poses, to look up where the robot was when a grid was taken."""
+
+    def __init__(self) -> None:
+        self._stamps: deque[float] = deque()
+        self._poses: deque[Pose2D] = deque()
+
+    def add(self, stamp: float, pose: Pose2D) -> None:
+        self._stamps.append(stamp)
+        self._poses.append(pose)
+        while self._stamps and self._stamps[0] < stamp - ODOM_HISTORY_SECONDS:
+            self._stamps.popleft()
+            self._poses.popleft()
+
+    def clear(self) -> None:
+        self._stamps.clear()
+        self._poses.clear()
+
+    def pose_at(self, stamp: float) -> Pose2D:
+        """Interpolated pose at ``stamp``, clamped to the oldest or newest one kept."""
+        stamps = list(self._stamps)
+        index = bisect.bisect_left(stamps, stamp)
+        if index <= 0:
+            return self._poses[0]
+        if index >= len(stamps):
+            return self._poses[-1]
+        before, after = self._poses[index - 1], self._poses[index]
+        span = stamps[index] - stamps[index - 1]
+        fraction = (stamp - stamps[index - 1]) / span if span > 0 else 1.0
+        return Pose2D(before.x + fraction * (after.x - before.x),
+                      before.y + fraction * (after.y - before.y),
+                      float(wrap_angle(before.yaw + fraction * wrap_angle(after.yaw - before.yaw))))
+
+
+class Planner:
+    """Takes goals, routes, odometry and grids; ``step(now)`` gives the command to publish."""
+
+    def __init__(self, config: PlannerConfig) -> None:
+        if config.cruise_speed > config.max_linear_speed:
+            raise ValueError('cruise_speed must not exceed max_linear_speed')
+        if config.caution_probability > config.lethal_probability:
+            raise ValueError('caution_probability must not exceed lethal_probability')
+        self.config = config
+        self.circles = FootprintCircles.covering(config.footprint_length, config.footprint_width)
+        self.local_planner = LocalPlanner(config)
+        self._odometry: Odometry | None = None
+        self._history = OdometryHistory()
+        self._obstacles: LocalGrid | None = None
+        self._pedestrians: LocalGrid | None = None
+        self._fields: GridFields | None = None
+        self._fields_key: tuple[LocalGrid | None, LocalGrid | None] = (None, None)
+        self._pending_goal: tuple[float, float] | None = None
+        self._progress: RouteProgress | None = None
+        self._arrived = False
+        self._input_error = ''
+        self._last_command = (0.0, 0.0)
+        self._progress_mark = math.inf
+        self._progress_time = 0.0
+        self._assist: AssistRequest | None = None
+
+    # ----------------------------------------------------------------------------- inputs
+    def set_goal(self, x: float, y: float, frame_id: str, now: float) -> str | None:
+        """A single goal: the route runs from where the robot is when it is next planned.
+
+        Returns an error message when the goal is rejected; the robot then stops (idle).
+        """
+        error = self._check_frame(frame_id, 'goal')
+        if error is None and not (math.isfinite(x) and math.isfinite(y)):
+            error = 'goal is not finite'
+        self._clear_goal(now)
+        if error:
+            self._input_error = error
+            return error
+        self._pending_goal = (x, y)
+        return None
+
+    def set_route(self, points: list[tuple[float, float]], frame_id: str, now: float) -> str | None:
+        """A route of waypoints, followed in order; its last point is the goal."""
+        error = self._check_frame(frame_id, 'route')
+        route = None
+        if error is None:
+            try:
+                route = Route(points)
+            except ValueError as problem:
+                error = str(problem)
+        self._clear_goal(now)
+        if error:
+            self._input_error = error
+            return error
+        self._progress = RouteProgress(route)
+        return None
+
+    def set_odometry(self, odometry: Odometry, now: float) -> str | None:
+        self._forget_the_future(now)
+        error = self._check_frame(odometry.frame_id, 'odometry')
+        if error is None and not (odometry.pose.is_finite() and math.isfinite(odometry.linear)
+                                  and math.isfinite(odometry.angular)
+                                  and math.isfinite(odometry.stamp)):
+            error = 'odometry is not finite'
+        if error is None:
+            error = self._check_stamp(odometry.stamp, self._odometry and self._odometry.stamp,
+                                      now, 'odometry')
+        if error:
+            self._input_error = error
+            return error
+        self._odometry = odometry
+        self._history.add(odometry.stamp, odometry.pose)
+        return None
+
+    def set_obstacle_grid(self, grid: LocalGrid, now: float) -> str | None:
+        self._forget_the_future(now)
+        error = self._check_grid(grid, self._obstacles, now, 'obstacle grid')
+        if error:
+            self._input_error = error
+            return error
+        self._obstacles = grid
+        return None
+
+    def set_pedestrian_grid(self, grid: LocalGrid, now: float) -> str | None:
+        self._forget_the_future(now)
+        error = self._check_grid(grid, self._pedestrians, now, 'pedestrian grid')
+        if error:
+            self._input_error = error
+            return error
+        self._pedestrians = grid
+        return None
+
+    def report_input_error(self, error: str) -> None:
+        """A message the node could not even convert: shown in diagnostics."""
+        self._input_error = error
+
+    def _check_frame(self, frame_id: str, what: str) -> str | None:
+        expected = self.config.odom_frame
+        if frame_id != expected:
+            return f'{what} frame {frame_id!r} is not {expected!r}'
+        return None
+
+    def _check_stamp(self, stamp: float, previous: float | None, now: float,
+                     what: str) -> str | None:
+        if stamp > now + self.config.future_stamp_tolerance:
+            return f'{what} stamp is {stamp - now:.2f} s in the future'
+        if previous is not None and stamp < previous:
+            return f'{what} stamp went backwards'
+        return None
+
+    def _check_grid(self, grid: LocalGrid, previous: LocalGrid | None, now: float,
+                    what: str) -> str | None:
+        if grid.frame_id != self.config.robot_frame:
+            return f'{what} frame {grid.frame_id!r} is not {self.config.robot_frame!r}'
+        return self._check_stamp(grid.stamp, previous and previous.stamp, now, what)
+
+    def _clear_goal(self, now: float) -> None:
+        self._pending_goal = None
+        self._progress = None
+        self._arrived = False
+        self._input_error = ''
+        self._assist = None
+        self._progress_mark = math.inf
+        self._progress_time = now
+
+    # ----------------------------------------------------------------------------- step
+    def step(self, now: float) -> PlannerOutput:
+        self._forget_the_future(now)
+        output = self._decide(now)
+        if self._input_error:
+            output.values['last_input_error'] = self._input_error
+        self._last_command = (output.linear, output.angular)
+        return output
+
+    def _forget_the_future(self, now: float) -> None:
+        """After the clock jumped back (simulation or replay restarted), drop every input
+        stamped after now: otherwise newer stamps would be refused as out of order forever."""
+        limit = now + self.config.future_stamp_tolerance
+        if self._odometry is not None and self._odometry.stamp > limit:
+            self._odometry = None
+            self._history.clear()
+        if self._obstacles is not None and self._obstacles.stamp > limit:
+            self._obstacles = None
+        if self._pedestrians is not None and self._pedestrians.stamp > limit:
+            self._pedestrians = None
+
+    def _decide(self, now: float) -> PlannerOutput:
+        config = self.config
+        if self._progress is None and self._pending_goal is None:
+            reason = f'no goal ({self._input_error})' if self._input_error else 'no goal'
+            return self._stop(IDLE, reason, 'WARN' if self._input_error else 'OK')
+
+        odometry = self._odometry
+        if odometry is None:
+            return self._stop(WAITING, 'no odometry yet', 'WARN')
+        odometry_age = now - odometry.stamp
+        if odometry_age > config.odom_timeout:
+            return self._stop(WAITING, f'odometry stale ({odometry_age:.2f} s old)', 'ERROR')
+        pose = odometry.pose
+
+        if self._progress is None:
+            self._progress = RouteProgress(Route([(pose.x, pose.y), self._pending_goal]))
+            self._pending_goal = None
+        progress = self._progress
+        progress.update(pose)
+        goal_distance = progress.goal_distance(pose)
+        values: dict[str, object] = {
+            'goal_distance_m': goal_distance, 'route_remaining_m': progress.remaining,
+            'waypoints_passed': progress.waypoints_passed,
+            'waypoints_total': len(progress.route.points), 'odom_age_s': odometry_age}
+        if self._arrived or goal_distance <= config.goal_tolerance:
+            self._arrived = True
+            return self._stop(ARRIVED, f'goal reached ({goal_distance:.2f} m away)', 'OK',
+                              values=values)
+
+        if progress.remaining < self._progress_mark - config.stuck_progress_distance:
+            self._progress_mark = progress.remaining
+            self._progress_time = now
+
+        problem = self._grid_problem(now, values)
+        if problem:
+            return self._waiting_or_assist(now, pose, WAITING, problem, 'ERROR', values)
+
+        fields = self._grid_fields(now)
+        grid_pose = self._history.pose_at(self._obstacles.stamp)
+        robot_in_grid = grid_pose.inverse().compose(pose)
+        reference = self._route_reference(pose, goal_distance)
+        v0, w0 = self._current_velocity(odometry)
+        plan = self.local_planner.plan(fields, robot_in_grid, v0, w0, reference)
+        values.update({'progress_gain_m': plan.progress_gain,
+                       'blocking': plan.blocking or 'none'})
+
+        if self._assist is not None:
+            if plan.admissible and plan.progress_gain >= config.resume_progress:
+                resolved = AssistRequest('resolved', 'path clear again', pose, now,
+                                         progress.route.goal)
+                self._assist = None
+                self._progress_time = now
+                self._progress_mark = progress.remaining
+                return self._drive(plan, pose, values, resolved)
+            return self._stop(BLOCKED, f'waiting for an operator: {self._assist.reason}', 'ERROR',
+                              values=values)
+
+        if not plan.admissible:
+            state = WAITING if plan.blocking == 'pedestrian' else BLOCKED
+            reason = ('pedestrian inside the keep-out zone' if state == WAITING
+                      else 'obstacle inside the stopping distance')
+            return self._waiting_or_assist(now, pose, state, reason, 'WARN', values)
+
+        moving = abs(plan.linear) > STOPPED_SPEED or abs(plan.angular) > STOPPED_SPEED
+        if not moving:
+            state = WAITING if plan.blocking != 'obstacle' else BLOCKED
+            reason = {'pedestrian': 'yielding to a pedestrian',
+                      'obstacle': 'path blocked by an obstacle'}.get(plan.blocking or '',
+                                                                      'no useful motion')
+            return self._waiting_or_assist(now, pose, state, reason, 'WARN', values)
+        if now - self._progress_time > config.stuck_timeout:
+            return self._waiting_or_assist(now, pose, BLOCKED, 'no route progress', 'WARN',
+                                           values)
+        return self._drive(plan, pose, values, None)
+
+    def _grid_problem(self, now: float, values: dict[str, object]) -> str | None:
+        config = self.config
+        if self._obstacles is None:
+            return 'no obstacle grid yet'
+        grid_age = now - self._obstacles.stamp
+        values['grid_age_s'] = grid_age
+        if grid_age > config.grid_timeout:
+            return f'obstacle grid stale ({grid_age:.2f} s old)'
+        if config.require_pedestrian_grid:
+            if self._pedestrians is None:
+                return 'no pedestrian grid yet'
+            pedestrian_age = now - self._pedestrians.stamp
+            if pedestrian_age > config.grid_timeout:
+                return f'pedestrian grid stale ({pedestrian_age:.2f} s old)'
+        pedestrians = self._usable_pedestrians(now)
+        if pedestrians is not None and not self._obstacles.same_geometry(pedestrians):
+            return 'pedestrian grid geometry differs from the obstacle grid'
+        return None
+
+    def _usable_pedestrians(self, now: float) -> LocalGrid | None:
+        pedestrians = self._pedestrians
+        if pedestrians is None or now - pedestrians.stamp > self.config.grid_timeout:
+            return None
+        return pedestrians
+
+    def _grid_fields(self, now: float) -> GridFields:
+        """Distance fields, rebuilt only when a new grid arrived."""
+        pedestrians = self._usable_pedestrians(now)
+        key = self._fields_key
+        if self._fields is None or key[0] is not self._obstacles or key[1] is not pedestrians:
+            self._fields = GridFields(self._obstacles, pedestrians, self.config, self.circles)
+            self._fields_key = (self._obstacles, pedestrians)
+        return self._fields
+
+    def _route_reference(self, pose: Pose2D, goal_distance: float) -> RouteReference:
+        config, progress = self.config, self._progress
+        route = progress.route
+        offset = dict(right_offset=config.keep_right_offset, taper=config.keep_right_taper)
+        carrot_x, carrot_y, carrot_heading = route.points_at(
+            np.array([progress.s + config.lookahead_distance]), **offset)
+        reach = config.cruise_speed * config.horizon + 0.5
+        line_s = np.arange(max(progress.s - 0.5, 0.0),
+                           min(progress.s + reach, route.length) + ROUTE_LINE_STEP,
+                           ROUTE_LINE_STEP)
+        line_x, line_y, _ = route.points_at(line_s, **offset)
+        to_robot = pose.inverse()
+        carrot_x, carrot_y = transform_points(to_robot, carrot_x, carrot_y)
+        line_x, line_y = transform_points(to_robot, line_x, line_y)
+        # Plan to stop at the goal: the speed that braking at goal_approach_decel brings to
+        # zero half-way inside the goal tolerance.
+        approach = max(goal_distance - 0.5 * config.goal_tolerance, 0.0)
+        speed_cap = min(config.cruise_speed, math.sqrt(2.0 * config.goal_approach_decel * approach))
+        return RouteReference(float(carrot_x[0]), float(carrot_y[0]),
+                              float(wrap_angle(carrot_heading[0] - pose.yaw)),
+                              line_x, line_y, speed_cap)
+
+    def _current_velocity(self, odometry: Odometry) -> tuple[float, float]:
+        """Plan from the last command while the base follows it, else from what it measures."""
+        last_linear, last_angular = self._last_command
+        if abs(odometry.linear - last_linear) > self.config.velocity_tracking_tolerance:
+            return odometry.linear, odometry.angular
+        return last_linear, last_angular
+
+    # ----------------------------------------------------------------------------- outputs
+    def _waiting_or_assist(self, now: float, pose: Pose2D, state: str, reason: str, level: str,
+                           values: dict[str, object]) -> PlannerOutput:
+        """Stop; once there has been no route progress for stuck_timeout, ask for help."""
+        if self._assist is None and now - self._progress_time > self.config.stuck_timeout:
+            self._assist = AssistRequest('requested', reason, pose, now,
+                                         self._progress.route.goal)
+            return self._stop(BLOCKED, f'waiting for an operator: {reason}', 'ERROR',
+                              values=values, assist=self._assist)
+        return self._stop(state, reason, level, values=values)
+
+    def _stop(self, state: str, reason: str, level: str, *,
+              values: dict[str, object] | None = None,
+              assist: AssistRequest | None = None) -> PlannerOutput:
+        return PlannerOutput(0.0, 0.0, state, reason, level, [], assist, values or {})
+
+    def _drive(self, plan: LocalPlan, pose: Pose2D, values: dict[str, object],
+               assist: AssistRequest | None) -> PlannerOutput:
+        xs, ys = transform_points(pose, plan.path_x, plan.path_y)
+        path = [Pose2D(float(x), float(y), float(wrap_angle(pose.yaw + yaw)))
+                for x, y, yaw in zip(xs, ys, plan.path_yaw)]
+        return PlannerOutput(plan.linear, plan.angular, DRIVING, 'following the route', 'OK',
+                             path, assist, values)
+
+    @property
+    def assist_active(self) -> bool:
+        return self._assist is not None

@@ -1,0 +1,296 @@
+"""Record topics of a running ROS 2 graph into a rosbag2 MCAP bag, inside the caller's node.
+
+``BagRecorder(node, output_dir, topics)`` subscribes in the caller's node (so the caller's
+executor does the work), discovers topics and their publishers' QoS periodically, and writes the
+serialized messages as they arrive. ``close()`` finalises the bag. Everything received is written
+and flushed to disk at least once a second, so a recorder that is killed leaves a bag that
+``repair_bag`` can finish.
+"""
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rclpy.clock import Clock
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
+from rclpy.topic_endpoint_info import TopicEndpointInfo
+
+from sidewalk_robot.replay.bag_io import (DEFAULT_FLUSH_INTERVAL_S, BagError, BagWriter,
+                                          qos_from_policies)
+from sidewalk_robot.replay.samples import message_class
+
+RECORDER_DEPTH = 100
+"""Subscription queue per topic: deep enough that a busy executor does not drop bursts."""
+
+EXCLUDED_BY_DEFAULT = ('/parameter_events',)
+"""Topics discovery skips (parameter chatter), as ``ros2 bag record --all`` users usually do."""
+
+_MAX_PENDING_MESSAGES = 10_000
+
+
+def subscription_qos(publishers: Sequence[TopicEndpointInfo]) -> QoSProfile:
+    """A subscription QoS compatible with every publisher, keeping their guarantees when shared.
+
+    Reliable only if all publishers are reliable (a reliable reader does not match a
+    best-effort writer); transient local only if all are (so late joiners still get latched
+    goals and states).
+    """
+    reliable = bool(publishers) and all(
+        p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
+    transient = bool(publishers) and all(
+        p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=RECORDER_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
+
+
+def offered_qos_record(profile: QoSProfile):
+    """A publisher's QoS as metadata.yaml stores it (offered_qos_profiles)."""
+    return qos_from_policies(
+        reliable=profile.reliability == ReliabilityPolicy.RELIABLE,
+        transient_local=profile.durability == DurabilityPolicy.TRANSIENT_LOCAL,
+        depth=profile.depth, keep_all=profile.history == HistoryPolicy.KEEP_ALL,
+        deadline_ns=profile.deadline.nanoseconds, lifespan_ns=profile.lifespan.nanoseconds,
+        liveliness_lease_ns=profile.liveliness_lease_duration.nanoseconds)
+
+
+@dataclass
+class _RecordedTopic:
+    msgtype: str
+    qos: QoSProfile
+    subscription: Subscription
+
+
+class BagRecorder:
+    """Records ``topics`` (or every topic discovered when None) into the bag ``output_dir``.
+
+    ``output_dir`` becomes the bag folder (``<output_dir>/<name>.mcap`` + metadata.yaml); it
+    must not exist or be empty. Timestamps come from ``clock`` (default: the node's clock, so
+    they are simulated time when the node uses ``use_sim_time``); messages that arrive before
+    a simulated clock has started are held and written with its first time.
+    """
+
+    def __init__(self, node: Node, output_dir: Path, topics: Sequence[str] | None = None, *,
+                 discovery_period_s: float = 0.5,
+                 flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+                 exclude: Sequence[str] = EXCLUDED_BY_DEFAULT,
+                 clock: Clock | None = None, compress: bool = True,
+                 on_message: Callable[[str, int, bytes], None] | None = None) -> None:
+        self._node = node
+        self.bag_path = Path(output_dir)
+        if self.bag_path.is_dir() and not any(self.bag_path.iterdir()):
+            self.bag_path.rmdir()
+        self._writer = BagWriter(self.bag_path, compress=compress,
+                                 flush_interval_s=flush_interval_s)
+        self._wanted = None if topics is None else tuple(dict.fromkeys(topics))
+        self._exclude = set(exclude)
+        self._clock = clock or node.get_clock()
+        self._on_message = on_message
+        self._recorded: dict[str, _RecordedTopic] = {}
+        self._pending: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.problems: list[str] = []
+        self._discovery_timer = node.create_timer(discovery_period_s, self.discover)
+        self._flush_timer = node.create_timer(flush_interval_s, self._writer.flush)
+        self.discover()
+        # A caller that forgets close() (or exits on an exception) still gets a finished bag.
+        atexit.register(_close_if_alive, weakref.ref(self))
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Topics being recorded and their types."""
+        with self._lock:
+            return {topic: entry.msgtype for topic, entry in self._recorded.items()}
+
+    @property
+    def message_counts(self) -> dict[str, int]:
+        return self._writer.message_counts
+
+    @property
+    def missing_topics(self) -> list[str]:
+        """Requested topics with no publisher seen yet."""
+        if self._wanted is None:
+            return []
+        with self._lock:
+            return [topic for topic in self._wanted if topic not in self._recorded]
+
+    def discover(self) -> None:
+        """Subscribe to topics that appeared; relax QoS when a publisher would not match."""
+        if self._closed:
+            return
+        for topic, types in self._node.get_topic_names_and_types():
+            if not self._wants(topic):
+                continue
+            publishers = self._node.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue  # QoS is chosen from the publishers: wait until one exists
+            entry = self._recorded.get(topic)
+            if entry is None:
+                self._start(topic, types, publishers)
+            elif not _compatible(entry.qos, publishers):
+                self._resubscribe(topic, entry, publishers)
+
+    def _wants(self, topic: str) -> bool:
+        if self._wanted is not None:
+            return topic in self._wanted
+        hidden = any(part.startswith('_') for part in topic.split('/'))
+        return not hidden and topic not in self._exclude
+
+    def _start(self, topic: str, types: Sequence[str], publishers) -> None:
+        msgtype = types[0]
+        if len(types) > 1:
+            self._report(f'{topic} has several types {list(types)}; recording {msgtype}')
+        try:
+            message_type = message_class(msgtype)
+            self._writer.add_topic(topic, msgtype,
+                                   [offered_qos_record(p.qos_profile) for p in publishers])
+        except (ImportError, AttributeError, ValueError, BagError) as error:
+            self._report(f'{topic}: cannot record type {msgtype}: {error}')
+            self._exclude.add(topic)
+            return
+        qos = subscription_qos(publishers)
+        subscription = self._node.create_subscription(
+            message_type, topic, self._callback_for(topic), qos, raw=True)
+        with self._lock:
+            self._recorded[topic] = _RecordedTopic(msgtype, qos, subscription)
+
+    def _resubscribe(self, topic: str, entry: _RecordedTopic, publishers) -> None:
+        qos = subscription_qos(publishers)
+        self._node.destroy_subscription(entry.subscription)
+        entry.subscription = self._node.create_subscription(
+            message_class(entry.msgtype), topic, self._callback_for(topic), qos, raw=True)
+        entry.qos = qos
+        self._report(f'{topic}: a publisher with weaker QoS joined; now subscribed '
+                     f'{qos.reliability.name.lower()}/{qos.durability.name.lower()}')
+
+    def _callback_for(self, topic: str) -> Callable[[bytes], None]:
+        def on_message(data: bytes) -> None:
+            self._record(topic, data)
+        return on_message
+
+    def _record(self, topic: str, data: bytes) -> None:
+        stamp = self._clock.now().nanoseconds
+        with self._lock:
+            if self._closed:
+                return
+            if stamp == 0 and len(self._pending) < _MAX_PENDING_MESSAGES:
+                self._pending.append((topic, data))  # simulated clock not started yet
+                return
+            pending, self._pending = self._pending, []
+        for held_topic, held_data in pending:
+            self._write(held_topic, stamp, held_data)
+        self._write(topic, stamp, data)
+
+    def _write(self, topic: str, stamp: int, data: bytes) -> None:
+        self._writer.write(topic, stamp, data)
+        if self._on_message is not None:
+            self._on_message(topic, stamp, data)
+
+    def _report(self, problem: str) -> None:
+        self.problems.append(problem)
+        self._node.get_logger().warning(f'recorder: {problem}')
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> Path:
+        """Stop recording and finalise the bag (MCAP summary + metadata.yaml); idempotent."""
+        with self._lock:
+            if self._closed:
+                return self.bag_path
+            self._closed = True
+            pending, self._pending = self._pending, []
+            recorded = list(self._recorded.values())
+        for held_topic, held_data in pending:
+            self._writer.write(held_topic, 0, held_data)
+        for timer in (self._discovery_timer, self._flush_timer):
+            timer.cancel()
+            self._safely(lambda t=timer: self._node.destroy_timer(t))
+        for entry in recorded:
+            self._safely(lambda s=entry.subscription: self._node.destroy_subscription(s))
+        self._writer.close()
+        return self.bag_path
+
+    @staticmethod
+    def _safely(action: Callable[[], object]) -> None:
+        # The node may already be destroyed at interpreter exit; the bag must still close.
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - destruction order at shutdown is not ours
+            pass
+
+
+def _compatible(qos: QoSProfile, publishers: Sequence[TopicEndpointInfo]) -> bool:
+    for publisher in publishers:
+        offered = publisher.qos_profile
+        if (qos.reliability == ReliabilityPolicy.RELIABLE
+                and offered.reliability != ReliabilityPolicy.RELIABLE):
+            return False
+        if (qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                and offered.durability != DurabilityPolicy.TRANSIENT_LOCAL):
+            return False
+    return True
+
+
+def _close_if_alive(reference: weakref.ref) -> None:
+    recorder = reference()
+    if recorder is not None:
+        recorder.close()
+
+
+def record_until_stopped(output_dir: Path, topics: Sequence[str] | None, *,
+                         use_sim_time: bool, duration_s: float | None) -> int:
+    """Body of ``sidewalk-robot record``: record until Ctrl-C / SIGTERM / duration, finalise."""
+    import signal
+    import sys
+    import time
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    rclpy.init(args=[])
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    node = Node('bag_recorder', parameter_overrides=[
+        Parameter('use_sim_time', Parameter.Type.BOOL, use_sim_time)])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        recorder = BagRecorder(node, output_dir, topics)
+    except BagError as error:
+        print(f'record: {error}', file=sys.stderr)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return 2
+    print(f'recording into {recorder.bag_path} (Ctrl-C to stop)', flush=True)
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        recorder.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    counts = recorder.message_counts
+    print(f'bag {recorder.bag_path}: {sum(counts.values())} messages on {len(counts)} topics')
+    for topic, count in sorted(counts.items()):
+        print(f'  {topic}: {count}')
+    for problem in recorder.problems:
+        print(f'  warning: {problem}', file=sys.stderr)
+    missing = recorder.missing_topics
+    if missing:
+        print(f'  warning: never saw a publisher for {", ".join(missing)}', file=sys.stderr)
+    return 0

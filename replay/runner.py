@@ -1,0 +1,380 @@
+"""Replay bags through the real nodes started as processes, evaluate, and write the reports.
+
+One bag at a time, each with a fresh stack (perception, planner, safety monitor on simulated
+time), so state such as a latched e-stop never leaks from one bag into the next:
+inspect the bag -> start the nodes -> wait until they and the output recorder are connected ->
+play the sensor topics with /clock -> stop -> evaluate -> result.jsonl, summary.json,
+timeline.png per bag; summary.json and junit.xml for the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sidewalk_robot import share_directory
+from sidewalk_robot.replay.bag_io import BagError, iter_messages, open_reader
+from sidewalk_robot.replay.criteria import ReplayCriteria, find_criteria, load_criteria
+from sidewalk_robot.replay.evaluation import Evaluation, evaluate
+from sidewalk_robot.replay.inspection import (PLAYED_TOPICS, BagInspection, inspect_bag,
+                                              load_record)
+from sidewalk_robot.replay.report import (write_bag_report, write_comparison, write_junit,
+                                          write_run_summary)
+
+EXIT_PASSED, EXIT_CRITERION_FAILED, EXIT_NOT_REPLAYED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class StackNode:
+    executable: str
+    name: str
+    consumes: tuple[str, ...]
+    produces: tuple[str, ...]
+
+
+STACK = (
+    StackNode('perception_node', 'perception', ('/camera/image_raw',),
+              ('/perception/obstacle_grid', '/perception/pedestrian_grid')),
+    StackNode('planner_node', 'planner', ('/odom',), ('/cmd_vel_nav', '/planning/path')),
+    StackNode('safety_monitor_node', 'safety_monitor', ('/scan', '/odom'),
+              ('/cmd_vel', '/safety/state')),
+)
+MODEL_PARAMETER = 'model_dir'
+"""perception_node's parameter naming the model folder (model.pt + card.json)."""
+
+OUTPUT_TOPICS = ('/perception/obstacle_grid', '/perception/pedestrian_grid', '/cmd_vel_nav',
+                 '/cmd_vel', '/safety/state', '/planning/path')
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    rate: float = 1.0
+    model: Path | None = None
+    params: Path | None = None
+    criteria: Path | None = None
+    startup_timeout_s: float = 60.0
+    nodes: tuple[str, ...] = tuple(node.name for node in STACK)
+    tail_s: float = 1.0
+    clock_period_s: float = 0.01
+
+
+@dataclass
+class BagOutcome:
+    bag: Path
+    status: str  # 'passed' | 'failed' | 'skipped'
+    reason: str = ''
+    evaluation: Evaluation | None = None
+    inspection: BagInspection | None = None
+    report_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class StackError(RuntimeError):
+    """The nodes could not be started or connected; the message includes their logs."""
+
+
+# ------------------------------------------------------------------------ processes
+
+def _executable(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(f'{name} is not installed (run make install)')
+    return found
+
+
+def node_command(node: StackNode, options: ReplayOptions, *, sim_time: bool = True,
+                 extra_parameters: Sequence[str] = ()) -> list[str]:
+    """config/<node>.yaml, then --params, then use_sim_time, --model and ``extra_parameters``
+    (``name:=value``): later ones win."""
+    command = [_executable(node.executable), '--ros-args']
+    default_params = share_directory() / 'config' / f'{node.name}.yaml'
+    if default_params.is_file():
+        command += ['--params-file', str(default_params)]
+    if options.params is not None:
+        command += ['--params-file', str(options.params.resolve())]
+    if sim_time:
+        command += ['-p', 'use_sim_time:=true']
+    if node.name == 'perception' and options.model is not None:
+        model_dir = options.model if options.model.is_dir() else options.model.parent
+        command += ['-p', f'{MODEL_PARAMETER}:={model_dir.resolve()}']
+    for parameter in extra_parameters:
+        command += ['-p', parameter]
+    return command
+
+
+class Stack:
+    """The node processes of one replay, each in its own process group, logs in ``log_dir``."""
+
+    def __init__(self, nodes: Sequence[StackNode], options: ReplayOptions, log_dir: Path,
+                 environment: dict[str, str], *,
+                 extra_parameters: dict[str, Sequence[str]] | None = None,
+                 sim_time_nodes: set[str] | None = None) -> None:
+        self.nodes = list(nodes)
+        extra_parameters = extra_parameters or {}
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[str, subprocess.Popen] = {}
+        commands = {node.name: node_command(
+            node, options, extra_parameters=extra_parameters.get(node.name, ()),
+            sim_time=sim_time_nodes is None or node.name in sim_time_nodes)
+            for node in self.nodes}  # every executable found before anything starts
+        for node in self.nodes:
+            log = (log_dir / f'{node.name}.log').open('w', encoding='utf-8')
+            command = commands[node.name]
+            self.processes[node.name] = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT,
+                env={**environment, 'PYTHONUNBUFFERED': '1'}, start_new_session=True,
+                cwd=share_directory())
+            log.close()
+
+    def dead(self) -> dict[str, int]:
+        return {name: code for name, process in self.processes.items()
+                if (code := process.poll()) is not None}
+
+    def log_tail(self, name: str, characters: int = 1500) -> str:
+        text = (self.log_dir / f'{name}.log').read_text(encoding='utf-8', errors='replace')
+        return text[-characters:]
+
+    def stop(self, grace_s: float = 5.0) -> dict[str, int]:
+        """SIGINT every group, SIGKILL what is left; returns exit codes of processes that had
+        already died before being asked to stop."""
+        died_early = self.dead()
+        for process in self.processes.values():
+            if process.poll() is None:
+                _signal_group(process, signal.SIGINT)
+        deadline = time.monotonic() + grace_s
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout=grace_s)
+        return died_early
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+# ------------------------------------------------------------------------ one bag
+
+def replay_bag(bag: Path, output_dir: Path, options: ReplayOptions,
+               criteria: ReplayCriteria, context) -> BagOutcome:
+    """Replay one bag (rclpy ``context`` already initialised) and evaluate it."""
+    from rclpy.clock import Clock, ClockType
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from sidewalk_robot.replay.player import BagPlayer
+    from sidewalk_robot.replay.recorder import BagRecorder
+    from sidewalk_robot.ros_common import LATCHED_QOS, SENSOR_QOS
+    from sidewalk_robot.ros_env import loopback_environment
+
+    inspection = inspect_bag(bag, criteria)
+    report_dir = output_dir / _safe_name(bag)
+    if not inspection.usable:
+        return BagOutcome(bag, 'skipped', inspection.reason or 'unusable bag',
+                          inspection=inspection, warnings=inspection.warnings)
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    report_dir.mkdir(parents=True)
+    nodes = [node for node in STACK if node.name in options.nodes]
+    node = Node('replay', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    stack = None
+    recorder = None
+    try:
+        wanted_outputs = [t for n in nodes for t in n.produces]
+        recorder = BagRecorder(node, report_dir / 'outputs', OUTPUT_TOPICS,
+                               clock=Clock(clock_type=ClockType.SYSTEM_TIME))
+        profiles = {'sensor': SENSOR_QOS, 'latched': LATCHED_QOS}
+        played = {topic: (msgtype, profiles[PLAYED_TOPICS[topic]])
+                  for topic, msgtype in inspection.played_topics.items()}
+        player = BagPlayer(node, played, rate=options.rate, clock_period_s=options.clock_period_s)
+        stack = Stack(nodes, options, report_dir / 'logs', loopback_environment())
+        _wait_until_connected(stack, recorder, player, nodes, wanted_outputs, inspection,
+                              options.startup_timeout_s)
+        log = _play(bag, player, inspection, options)
+        time.sleep(min(1.0, options.tail_s / options.rate))
+        recorder.close()
+        died = stack.stop()
+    except StackError as error:
+        return BagOutcome(bag, 'skipped', str(error), inspection=inspection,
+                          report_dir=report_dir, warnings=inspection.warnings)
+    finally:
+        # Also on Ctrl-C: no node process may outlive the replay, and the bag is finalised.
+        if recorder is not None:
+            recorder.close()
+        if stack is not None:
+            stack.stop()
+        executor.shutdown()
+        spinner.join(timeout=5.0)
+        node.destroy_node()
+    (report_dir / 'playback.json').write_text(json.dumps(log.to_json()), encoding='utf-8')
+    record = load_record(bag, report_dir / 'outputs', log, criteria)
+    record.notes += inspection.warnings + recorder.problems
+    for name, code in died.items():
+        record.notes.append(f'{name} exited with status {code} during the replay; '
+                            f'log: {stack.log_tail(name, 600)!r}')
+    evaluation = evaluate(record, criteria, running_nodes=tuple(n.name for n in nodes),
+                          crashed_nodes=tuple(died))
+    write_bag_report(report_dir, evaluation, record)
+    return BagOutcome(bag, 'passed' if evaluation.passed else 'failed', '',
+                      evaluation=evaluation, inspection=inspection, report_dir=report_dir,
+                      warnings=inspection.warnings)
+
+
+def _wait_until_connected(stack: Stack, recorder, player, nodes: Sequence[StackNode],
+                          wanted_outputs: Sequence[str], inspection: BagInspection,
+                          timeout_s: float) -> None:
+    """Every node up, subscribed to what it consumes, and its outputs matched by the recorder.
+
+    Starting the playback earlier would feed the first seconds into nodes still loading.
+    """
+    deadline = time.monotonic() + timeout_s
+    consumed = {t for n in nodes for t in n.consumes if t in inspection.played_topics}
+    while True:
+        dead = stack.dead()
+        if dead:
+            name, code = next(iter(dead.items()))
+            raise StackError(f'{name} exited with status {code} while starting:\n'
+                             f'{stack.log_tail(name)}')
+        counts = player.subscriber_counts()
+        waiting_inputs = sorted(t for t in consumed if counts.get(t, 0) == 0)
+        recorded = recorder.topics
+        waiting_outputs = sorted(t for t in wanted_outputs if t not in recorded)
+        if not waiting_inputs and not waiting_outputs:
+            time.sleep(0.5)  # let the remaining endpoint pairs finish matching
+            return
+        if time.monotonic() > deadline:
+            logs = '\n'.join(f'--- {n.name}:\n{stack.log_tail(n.name, 800)}' for n in nodes)
+            raise StackError(f'nodes not connected after {timeout_s:.0f}s: no subscriber yet '
+                             f'for {waiting_inputs or "-"}, no publisher yet for '
+                             f'{waiting_outputs or "-"}\n{logs}')
+        time.sleep(0.2)
+
+
+def _play(bag: Path, player, inspection: BagInspection,
+          options: ReplayOptions):
+    reader = open_reader(bag)
+    try:
+        messages = ((connection.topic, timestamp, data) for connection, timestamp, data
+                    in iter_messages(reader, list(inspection.played_topics)))
+        return player.play(messages, tail_s=options.tail_s)
+    except BagError as error:
+        raise StackError(f'bag became unreadable during playback: {error}') from error
+    finally:
+        reader.close()
+
+
+def _safe_name(bag: Path) -> str:
+    name = bag.resolve().name or 'bag'
+    return ''.join(c if c.isalnum() or c in '._-' else '_' for c in name)
+
+
+# ------------------------------------------------------------------------ whole runs
+
+def replay_bags(bags: Sequence[Path], output_dir: Path, options: ReplayOptions,
+                criteria: ReplayCriteria) -> list[BagOutcome]:
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(args=[], context=context)
+    try:
+        outcomes = []
+        for bag in bags:
+            print(f'replaying {bag} ...', flush=True)
+            outcome = replay_bag(bag, output_dir, options, criteria, context)
+            print(f'  {outcome.status}{": " + outcome.reason if outcome.reason else ""}',
+                  flush=True)
+            outcomes.append(outcome)
+        return outcomes
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def exit_status(outcomes: Sequence[BagOutcome]) -> int:
+    if any(outcome.status == 'failed' for outcome in outcomes):
+        return EXIT_CRITERION_FAILED
+    if not outcomes or any(outcome.status == 'skipped' for outcome in outcomes):
+        return EXIT_NOT_REPLAYED
+    return EXIT_PASSED
+
+
+def run_replay_command(bags: Sequence[Path], output_dir: Path, options: ReplayOptions,
+                       compare: Sequence[Path] | None = None) -> int:
+    """``sidewalk-robot replay``: all bags (twice with --compare), reports, exit status."""
+    from sidewalk_robot.ros_env import confine_this_process, pick_domain_id
+
+    try:
+        criteria_path = options.criteria or find_criteria(list(bags))
+        criteria = load_criteria(criteria_path)
+    except (FileNotFoundError, ValueError) as error:
+        print(f'replay: {error}', file=sys.stderr)
+        return EXIT_NOT_REPLAYED
+    for extra in (options.params, options.model, *(compare or ())):
+        if extra is not None and not extra.exists():
+            print(f'replay: {extra} does not exist', file=sys.stderr)
+            return EXIT_NOT_REPLAYED
+    # A domain of our own: the nodes we start must not hear a simulator or robot nearby.
+    confine_this_process(domain_id=pick_domain_id())
+    signal.signal(signal.SIGTERM, _interrupt)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    print(f'criteria: {criteria_path or "defaults"}; reports in {output_dir}')
+    if not compare:
+        outcomes = replay_bags(bags, output_dir, options, criteria)
+        write_run_summary(output_dir, outcomes, criteria_path)
+        write_junit(output_dir / 'junit.xml', outcomes)
+        _print_outcomes(outcomes)
+        return exit_status(outcomes)
+    variants = {}
+    for label, variant in zip('AB', compare):
+        variant_options = _variant_options(options, variant)
+        outcomes = replay_bags(bags, output_dir / label, variant_options, criteria)
+        write_run_summary(output_dir / label, outcomes, criteria_path)
+        write_junit(output_dir / label / 'junit.xml', outcomes, suite_prefix=f'{label}:')
+        variants[f'{label} ({variant.name})'] = outcomes
+    print(write_comparison(output_dir, variants))
+    return max(exit_status(outcomes) for outcomes in variants.values())
+
+
+def _interrupt(*_: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the node processes are stopped on the way out."""
+    raise KeyboardInterrupt
+
+
+def _variant_options(options: ReplayOptions, variant: Path) -> ReplayOptions:
+    from dataclasses import replace
+
+    if variant.suffix in ('.yaml', '.yml'):
+        return replace(options, params=variant)
+    return replace(options, model=variant)
+
+
+def _print_outcomes(outcomes: Sequence[BagOutcome]) -> None:
+    for outcome in outcomes:
+        print(f'{outcome.bag}: {outcome.status.upper()}'
+              + (f' ({outcome.reason.splitlines()[0]})' if outcome.reason else ''))
+        if outcome.evaluation is not None:
+            for check in outcome.evaluation.checks:
+                print(f'  [{"pass" if check.passed else "FAIL"}] {check.name}: {check.detail}')
+        for warning in outcome.warnings:
+            print(f'  warning: {warning}')

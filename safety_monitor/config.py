@@ -1,0 +1,51 @@
+"""Parameters of the safety monitor: one frozen dataclass, also the node's declared parameters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sidewalk_robot.config import describe
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    max_linear_speed: float = describe(1.5, 'forward speed cap [m/s]', min=0.0)
+    max_reverse_speed: float = describe(0.3, 'reverse speed cap (magnitude) [m/s]', min=0.0)
+    max_angular_speed: float = describe(1.5, 'yaw rate cap (magnitude) [rad/s]', min=0.0)
+    max_linear_accel: float = describe(
+        1.0, 'cap on speeding up [m/s^2]; slowing down is never limited', min=0.0)
+    brake_decel: float = describe(
+        1.5, 'deceleration the base is assumed to reach when braking [m/s^2]', min=0.01)
+    reaction_time: float = describe(
+        0.3, 'time from a range return to the base starting to brake [s]', min=0.0)
+    stop_margin: float = describe(
+        0.25, 'clearance kept between the footprint and the nearest return after stopping [m]',
+        min=0.0)
+    slowdown_distance: float = describe(
+        2.0, 'swept distance below which speed ramps down linearly to 0 at stop_margin [m]',
+        min=0.0)
+    footprint_length: float = describe(0.70, 'footprint size along x, centred on base_link [m]',
+                                       min=0.01)
+    footprint_width: float = describe(0.55, 'footprint size along y, centred on base_link [m]',
+                                      min=0.01)
+    laser_x_offset: float = describe(0.30, 'laser position along x in base_link [m]')
+    laser_yaw_offset: float = describe(0.0, 'laser yaw relative to base_link [rad]')
+    scan_frame: str = describe('laser_link', 'frame_id every /scan must carry; others -> stop')
+    cmd_timeout: float = describe(0.3, 'a command older than this (by its stamp) -> stop [s]',
+                                  min=0.0)
+    scan_timeout: float = describe(0.3, 'a scan older than this (by its stamp) -> stop [s]',
+                                   min=0.0)
+    odom_timeout: float = describe(0.3, 'odometry older than this (by its stamp) -> stop [s]',
+                                   min=0.0)
+    future_stamp_tolerance: float = describe(
+        0.1, 'how far an input stamp may lead the clock before it counts as invalid [s]',
+        min=0.0)
+    publish_rate: float = describe(20.0, '/cmd_vel is published at this fixed rate [Hz]',
+                                   min=1.0)
+    min_points: int = describe(
+        2, 'returns an obstacle needs inside the swept footprint to count (noise rejection)',
+        min=1)
+
+    def __post_init__(self) -> None:
+        if self.slowdown_distance < self.stop_margin:
+            raise ValueError(f'parameter \'slowdown_distance\' = {self.slowdown_distance} must '
+                             f'not be below stop_margin = {self.stop_margin}')

@@ -1,0 +1,131 @@
+"""The monitor's rules as small pure functions; the state machine in monitor.py chains them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sidewalk_robot.safety_monitor.config import SafetyConfig
+from sidewalk_robot.safety_monitor.geometry import (SWEEP_STEP, Arc, Footprint, contact_distances,
+                                                    kth_smallest)
+
+
+# Rule 1: caps ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Capped:
+    linear: float
+    angular: float
+    limited: bool
+
+
+def cap_speeds(linear: float, angular: float, config: SafetyConfig) -> Capped:
+    """Clamp to the forward, reverse and yaw-rate caps."""
+    capped_linear = min(max(linear, -config.max_reverse_speed), config.max_linear_speed)
+    capped_angular = min(max(angular, -config.max_angular_speed), config.max_angular_speed)
+    return Capped(capped_linear, capped_angular,
+                  capped_linear != linear or capped_angular != angular)
+
+
+def cap_acceleration(target: float, previous: float, max_step: float) -> float:
+    """Speed up by at most ``max_step`` from ``previous``; slow down (towards 0) at once.
+
+    Braking is never delayed: a target between 0 and ``previous`` (or a change of direction,
+    which first passes 0) takes effect immediately, and only the part beyond is limited.
+    """
+    if previous * target < 0.0:
+        previous = 0.0
+    if abs(target) <= abs(previous):
+        return target
+    return previous + min(max(target - previous, -max_step), max_step)
+
+
+# Rule 2: speed and separation ----------------------------------------------------------------
+
+def required_distance(speed: float, config: SafetyConfig) -> float:
+    """Distance the lead point needs to stop from ``speed``, plus the margin it must keep."""
+    return speed * config.reaction_time + speed ** 2 / (2.0 * config.brake_decel) \
+        + config.stop_margin
+
+
+def stopping_speed_limit(distance: float, config: SafetyConfig) -> float:
+    """Largest v >= 0 with v*reaction_time + v^2/(2*brake_decel) + stop_margin <= distance."""
+    if math.isinf(distance):
+        return math.inf
+    room = distance - config.stop_margin
+    if room <= 0.0:
+        return 0.0
+    decel, delay = config.brake_decel, config.reaction_time
+    return decel * (math.sqrt(delay * delay + 2.0 * room / decel) - delay)
+
+
+def slowdown_speed_limit(distance: float, config: SafetyConfig) -> float:
+    """Linear ramp from max_linear_speed at slowdown_distance to 0 at stop_margin."""
+    if distance >= config.slowdown_distance:
+        return math.inf
+    span = config.slowdown_distance - config.stop_margin
+    if distance <= config.stop_margin or span <= 0.0:
+        return 0.0
+    return config.max_linear_speed * (distance - config.stop_margin) / span
+
+
+def lead_speed_limit(distance: float, config: SafetyConfig) -> float:
+    return min(stopping_speed_limit(distance, config), slowdown_speed_limit(distance, config))
+
+
+def sweep_horizon(lead_speed: float, config: SafetyConfig) -> float:
+    """Lead-point travel beyond which no return could limit ``lead_speed``."""
+    if config.max_linear_speed > 0.0 and lead_speed < config.max_linear_speed:
+        ramp_end = config.stop_margin + (config.slowdown_distance - config.stop_margin) \
+            * lead_speed / config.max_linear_speed
+    else:
+        ramp_end = config.slowdown_distance
+    return max(required_distance(lead_speed, config), ramp_end) + SWEEP_STEP
+
+
+@dataclass(frozen=True)
+class Separation:
+    scale: float
+    """Factor (0..1) applied to both linear and angular speed, so the path stays the one checked."""
+    path_clearance: float
+    """Debounced lead-point travel to the nearest return on the path (inf: none within reach)."""
+    allowed_lead_speed: float
+
+
+def separation_limit(linear: float, angular: float, points: np.ndarray, footprint: Footprint,
+                     config: SafetyConfig) -> Separation:
+    """Rules 2 and 7: limit the motion so it can stop before the min_points-th nearest return
+    in the footprint swept along the commanded arc (slower still inside the slow-down zone)."""
+    arc = Arc(linear, angular, footprint)
+    lead_speed = arc.lead_speed
+    if lead_speed == 0.0:
+        return Separation(1.0, math.inf, math.inf)
+    contacts = contact_distances(points, arc, sweep_horizon(lead_speed, config))
+    clearance = kth_smallest(contacts, config.min_points)
+    allowed = lead_speed_limit(clearance, config)
+    return Separation(min(1.0, allowed / lead_speed), clearance, allowed)
+
+
+# Rule 3: escape -------------------------------------------------------------------------------
+
+def escape_rotation(angular: float, points: np.ndarray, footprint: Footprint,
+                    config: SafetyConfig) -> float:
+    """When the commanded path is blocked, the yaw rate that turning in place allows.
+
+    The robot keeps its way out: turning in place is passed whenever the footprint swept by the
+    turn stays clear, under the same stopping rule measured at the footprint corners.
+    """
+    if angular == 0.0:
+        return 0.0
+    separation = separation_limit(0.0, angular, points, footprint, config)
+    return angular * separation.scale
+
+
+# Rule 4: watchdogs ----------------------------------------------------------------------------
+
+def staleness_problem(name: str, stamp: float, now: float, timeout: float) -> str | None:
+    age = now - stamp
+    if age > timeout:
+        return f'{name} is stale: last stamp {age:.3f} s old (timeout {timeout:.3f} s)'
+    return None

@@ -1,0 +1,319 @@
+"""One simulated delivery, end to end: the processes of sim.launch.xml, a goal, the outcome.
+
+``run_mission`` reads launch/sim.launch.xml with the run's arguments, starts every node it
+names as a separate process (plus the fault injector when the scenario has faults), watches the
+simulator's ground truth and the safety monitor from a supervisor node of its own, sends the
+delivery goal, and stops when the robot arrives, the time is up or the simulator dies. The run
+folder gets the process logs, an MCAP bag of every topic, summary.json and report.png.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sidewalk_robot import share_directory
+from sidewalk_robot.config import read_parameter_file
+from sidewalk_robot.ros_env import loopback_environment, pick_domain_id
+from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, LINK_TOPICS, PROCESS_FAULTS,
+                                          FaultInjectorConfig, FaultSpec, interposed_links)
+from sidewalk_robot.system.launch_xml import (LaunchFileError, LaunchPlan, find_executable,
+                                              launch_file, read_launch_file)
+from sidewalk_robot.system.metrics import Obstacle, RunMonitor, RunSummary
+from sidewalk_robot.system.processes import ProcessSupervisor
+
+DEFAULT_WORLD = 'sidewalk_straight'
+SIMULATOR_LABEL = 'sim'
+STACK_NODES = ('perception', 'planner', 'safety_monitor')
+_MODULE_FALLBACKS = {'fault_injector_node': 'sidewalk_robot.system.fault_injector_node'}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    world: str = DEFAULT_WORLD
+    scenario_file: Path | None = None
+    seed: int = 0
+    real_time_factor: float = 1.0
+    timeout_s: float = 120.0
+    """Simulated seconds after the goal before the run gives up."""
+    faults: tuple[FaultSpec, ...] = ()
+    goal_tolerance_m: float = 0.5
+    startup_timeout_s: float = 120.0
+    """Wall seconds for every node to come up (perception loads its model)."""
+    record_bag: bool = True
+    write_report: bool = True
+    progress: Callable[[str, bool], None] | None = None
+    """Called with (text, transient): transient texts are the once-a-second status line."""
+    launch_arguments: dict[str, str] = field(default_factory=dict)
+    title: str = 'delivery'
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: RunSummary | None
+    error: str | None
+    wall_time_s: float
+    process_exits: dict[str, int | None]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.summary is not None
+
+
+def new_run_directory(root: Path, label: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')
+    candidate = root / f'{stamp}-{label}'
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = root / f'{stamp}-{label}-{suffix}'
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def resolve_command(package: str, executable: str) -> list[str]:
+    """The installed console script, or ``python -m`` for a node not yet in setup.py."""
+    try:
+        return [find_executable(package, executable)]
+    except LaunchFileError:
+        if executable in _MODULE_FALLBACKS:
+            return [sys.executable, '-m', _MODULE_FALLBACKS[executable]]
+        raise
+
+
+def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], seed: int) -> Path:
+    """The injector's parameter file: config/fault_injector.yaml with this run's faults."""
+    defaults = read_parameter_file(share_directory() / 'config' / 'fault_injector.yaml')
+    parameters = {**defaults, 'faults': json.dumps([fault.as_dict() for fault in faults]),
+                  'seed': seed}
+    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': parameters}}), encoding='utf-8')
+    return path
+
+
+def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
+    """sim.launch.xml's arguments for this run, with the fault injector's links rerouted."""
+    arguments: dict[str, Any] = {
+        'world': options.world, 'seed': options.seed,
+        'real_time_factor': float(options.real_time_factor),
+        'scenario_file': str(options.scenario_file) if options.scenario_file else '',
+    }
+    links = interposed_links(options.faults)
+    if links:
+        prefix = FaultInjectorConfig().input_prefix
+        params_file = write_fault_injector_parameters(run_dir / 'fault_injector.yaml',
+                                                      options.faults, options.seed)
+        arguments.update(inject_faults=True, fault_injector_params_file=str(params_file))
+        for link in links:
+            arguments[LINK_LAUNCH_ARGUMENTS[link]] = prefix + LINK_TOPICS[link]
+    arguments.update(options.launch_arguments)
+    return {name: _render(value) for name, value in arguments.items()}
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def mission_world(options: RunOptions):
+    """The world as the simulator builds it: start, goal and route overridden by the scenario."""
+    from sidewalk_robot.simulation.scenario import apply_scenario, load_scenario
+    from sidewalk_robot.simulation.world import load_world
+
+    world_name = options.world
+    if options.scenario_file is not None:
+        overlay = load_scenario(options.scenario_file)
+        world = apply_scenario(load_world(overlay.world or world_name), overlay)
+    else:
+        world = load_world(world_name)
+    return world
+
+
+def world_to_odom(start, x: float, y: float) -> tuple[float, float]:
+    """A world point in odom, whose origin and heading are the robot's start pose."""
+    dx, dy = x - start.x, y - start.y
+    cos_yaw, sin_yaw = math.cos(start.yaw), math.sin(start.yaw)
+    return cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy
+
+
+def goal_in_odom(start, goal) -> tuple[float, float, float]:
+    """The world goal expressed in odom (= the robot's start pose)."""
+    yaw = math.atan2(math.sin(goal.yaw - start.yaw), math.cos(goal.yaw - start.yaw))
+    return (*world_to_odom(start, goal.x, goal.y), yaw)
+
+
+def write_plan(plan: LaunchPlan, path: Path) -> None:
+    lines = [f'# launch files: {", ".join(str(f) for f in plan.files)}']
+    for spec in plan.nodes:
+        lines.append(f'{spec.label}: {" ".join(spec.command(resolve_command))}')
+    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+
+
+def _format_progress(monitor: RunMonitor, sim_now: float, safety: str) -> str:
+    elapsed = sim_now - (monitor.mission_start or sim_now)
+    pose = monitor.poses[-1] if monitor.poses else None
+    _, speeds = monitor.speed_profile()
+    speed = speeds[-1] if speeds.size else 0.0
+    remaining = monitor.distance_to_goal()
+    where = f'x {pose.x:6.2f} y {pose.y:6.2f}' if pose else 'x   -    y   -   '
+    return (f'[{elapsed:6.1f} s] {where}  to goal '
+            f'{remaining if remaining is not None else math.nan:5.1f} m  v {speed:4.2f} m/s  '
+            f'safety {safety:<26.26}  vetoes {len(monitor.vetoes):3d}  '
+            f'collisions {len(monitor.collisions)}')
+
+
+def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
+    """Run one delivery in ``run_dir``; never leaves a process behind."""
+    from sidewalk_robot.system.supervisor import SupervisorSession
+
+    wall_start = time.monotonic()
+    report = options.progress or (lambda _text, _transient: None)
+
+    def say(text: str) -> None:
+        report(text, False)
+    world = mission_world(options)
+    start_pose, goal_pose = world.start_pose, world.goal_pose
+    monitor = RunMonitor((goal_pose.x, goal_pose.y), options.goal_tolerance_m)
+    plan = read_launch_file(launch_file('sim.launch.xml'), launch_arguments_for(options, run_dir))
+    write_plan(plan, run_dir / 'launch_plan.txt')
+    domain_id = pick_domain_id()
+    environment = loopback_environment(domain_id=domain_id)
+    notes: list[str] = []
+    error: str | None = None
+    process_faults = [f for f in options.faults if f.type in PROCESS_FAULTS]
+    with ProcessSupervisor(run_dir / 'logs', environment, share_directory()) as processes:
+        for spec in plan.nodes:
+            processes.start(spec.label, spec.command(resolve_command))
+        with SupervisorSession(domain_id, monitor, run_dir / 'bag' if options.record_bag else None,
+                               environment) as session:
+            say(f'run folder {run_dir} (ROS_DOMAIN_ID={domain_id}); waiting for '
+                f'{", ".join(spec.label for spec in plan.nodes)}')
+            error = session.wait_until_ready(processes, options.startup_timeout_s)
+            if error is None:
+                (run_dir / 'graph.json').write_text(json.dumps(session.graph_snapshot(), indent=1),
+                                                    encoding='utf-8')
+                goal_xyyaw = goal_in_odom(start_pose, goal_pose)
+                route = [world_to_odom(start_pose, x, y) for x, y in world.route]
+                mission_start = session.send_goal(goal_xyyaw, route)
+                say(f'goal sent: world ({goal_pose.x:.1f}, {goal_pose.y:.1f}) = odom '
+                    f'({goal_xyyaw[0]:.1f}, {goal_xyyaw[1]:.1f}); started in '
+                    f'{time.monotonic() - wall_start:.1f} s wall')
+                error = _drive(options, session, processes, monitor, mission_start,
+                               process_faults, notes, report)
+            session.close_bag(notes)
+        for label, code in processes.unexpected_exits().items():
+            notes.append(f'{label} exited during the run with status {code}')
+        processes.stop_all()
+        exits = {label: p.returncode for label, p in processes.processes.items()}
+    summary = monitor.summary(notes) if monitor.mission_start is not None else None
+    result = RunResult(run_dir, summary, error, time.monotonic() - wall_start, exits)
+    _write_outputs(options, result, monitor, world)
+    return result
+
+
+def _drive(options: RunOptions, session, processes: ProcessSupervisor, monitor: RunMonitor,
+           mission_start: float, process_faults: list[FaultSpec], notes: list[str],
+           report: Callable[[str, bool], None]) -> str | None:
+    """Spin until arrival (plus a moment to see the robot settle), timeout or a dead sim."""
+    wall_limit = time.monotonic() + 60.0 + options.timeout_s / max(
+        min(options.real_time_factor, 1.0), 0.05) * 3.0
+    next_progress = 0.0
+    arrived_at: float | None = None
+    pending_kills = list(process_faults)
+    while True:
+        session.spin_for(0.05)
+        sim_now = session.sim_time()
+        elapsed = sim_now - mission_start
+        for fault in [f for f in pending_kills if elapsed >= f.start]:
+            label = PROCESS_FAULTS[fault.type]
+            processes.kill(label)
+            pending_kills.remove(fault)
+            notes.append(f'{label} killed at mission time {elapsed:.1f} s ({fault.type})')
+            report(notes[-1], False)
+        if time.monotonic() >= next_progress:
+            report(_format_progress(monitor, sim_now, session.safety_text()), True)
+            next_progress = time.monotonic() + 1.0
+        if monitor.arrival_time is not None and arrived_at is None:
+            arrived_at = time.monotonic()
+        if arrived_at is not None and time.monotonic() - arrived_at > 1.0:
+            report(_format_progress(monitor, sim_now, session.safety_text()), False)
+            return None
+        if elapsed >= options.timeout_s:
+            notes.append(f'timeout: {options.timeout_s:.0f} s of mission time without arriving')
+            return None
+        if time.monotonic() > wall_limit:
+            notes.append('wall-clock limit reached: the simulation ran far slower than asked')
+            return None
+        dead = processes.unexpected_exits()
+        if SIMULATOR_LABEL in dead:
+            return f'the simulator exited with status {dead[SIMULATOR_LABEL]}'
+
+
+def ground_surfaces(world) -> list[Obstacle]:
+    """The world's sidewalks, roads and lawns as boxes for the report's map."""
+    surfaces = []
+    for body in world.bodies:
+        if body.semantic.is_ground and body.geometry.kind == 'box' and body.visible:
+            surfaces.append(Obstacle(body.name, body.semantic.label, body.pose.x, body.pose.y,
+                                     body.pose.yaw, length=body.geometry.size[0],
+                                     width=body.geometry.size[1]))
+    return surfaces
+
+
+def _write_outputs(options: RunOptions, result: RunResult, monitor: RunMonitor, world) -> None:
+    data = {
+        'title': options.title, 'world': options.world, 'seed': options.seed,
+        'scenario_file': str(options.scenario_file) if options.scenario_file else None,
+        'real_time_factor': options.real_time_factor, 'timeout_s': options.timeout_s,
+        'faults': [fault.as_dict() for fault in options.faults],
+        'error': result.error, 'wall_time_s': round(result.wall_time_s, 2),
+        'process_exits': result.process_exits,
+        'summary': result.summary.to_dict() if result.summary else None,
+        'vetoes': [vars(v) for v in monitor.vetoes],
+        'collisions': [vars(c) for c in monitor.collisions],
+    }
+    (result.run_dir / 'summary.json').write_text(json.dumps(data, indent=2, default=str),
+                                                 encoding='utf-8')
+    if options.write_report and result.summary is not None:
+        from sidewalk_robot.system.report import write_run_report
+        write_run_report(result.run_dir / 'report.png', monitor, result.summary, options.title,
+                         (world.start_pose.x, world.start_pose.y), ground_surfaces(world))
+
+
+def format_summary(result: RunResult) -> str:
+    """The end-of-run summary the demo prints."""
+    if result.summary is None:
+        return f'run failed before the mission started: {result.error}\nlogs: {result.run_dir}/logs'
+    s = result.summary
+    vetoes = ', '.join(f'{reason} x{count}' for reason, count in s.vetoes_by_reason.items())
+    lines = [
+        f'arrived:            {"yes" if s.arrived else "NO"}'
+        + ('' if s.arrived or s.final_distance_to_goal_m is None
+           else f' ({s.final_distance_to_goal_m:.1f} m short)'),
+        f'time:               {s.mission_time_s:.1f} s (simulated)',
+        f'distance:           {s.distance_m:.1f} m',
+        f'mean speed:         {s.mean_speed_mps:.2f} m/s (max {s.max_speed_mps:.2f})',
+        'min clearance:      ' + ('-' if s.min_clearance_m is None else
+                                  f'{s.min_clearance_m:.2f} m (to {s.min_clearance_obstacle})'),
+        f'safety vetoes:      {s.vetoes}' + (f' ({vetoes})' if vetoes else ''),
+        f'collisions:         {s.collisions}' + (f' ({", ".join(s.collided_with)})'
+                                                 if s.collided_with else ''),
+    ]
+    lines += [f'note:               {note}' for note in s.notes]
+    if result.error:
+        lines.append(f'error:              {result.error}')
+    lines.append(f'run folder:         {result.run_dir} (summary.json, report.png'
+                 + (', bag/' if (result.run_dir / 'bag').exists() else '') + ', logs/)')
+    lines.append(f'wall time:          {result.wall_time_s:.1f} s')
+    return '\n'.join(lines)

@@ -1,0 +1,143 @@
+"""Scenario suite results: the table, result.json, JUnit XML and the per-fault system report."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sidewalk_robot.system.metrics import RunSummary
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    fault_group: str
+    description: str
+    passed: bool
+    failures: list[str]
+    summary: RunSummary | None
+    run_dir: str
+    wall_time_s: float
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data['summary'] = self.summary.to_dict() if self.summary else None
+        return data
+
+
+@dataclass
+class GroupFigures:
+    """The system report's figures for the healthy stack or one fault."""
+    group: str
+    runs: int
+    success_rate: float
+    arrival_rate: float
+    collisions: int
+    vetoes_per_100m: float | None
+    mean_speed_mps: float | None
+    mean_time_to_goal_s: float | None
+    scenarios: list[str] = field(default_factory=list)
+
+
+def group_figures(results: Sequence[ScenarioResult]) -> list[GroupFigures]:
+    """Per fault group (healthy first): success rate, collisions, vetoes per 100 m, mean speed
+    (total distance over total mission time) and mean time to goal over the arrivals."""
+    groups: dict[str, list[ScenarioResult]] = {}
+    for result in results:
+        groups.setdefault(result.fault_group, []).append(result)
+    figures = []
+    for name in sorted(groups, key=lambda g: (g != 'healthy', g)):
+        members = groups[name]
+        summaries = [r.summary for r in members if r.summary is not None]
+        distance = sum(s.distance_m for s in summaries)
+        moving_time = sum(s.mission_time_s for s in summaries)
+        arrivals = [s.time_to_goal_s for s in summaries if s.arrived and s.time_to_goal_s]
+        figures.append(GroupFigures(
+            group=name, runs=len(members),
+            success_rate=sum(r.passed for r in members) / len(members),
+            arrival_rate=sum(s.arrived for s in summaries) / len(members),
+            collisions=sum(s.collisions for s in summaries),
+            vetoes_per_100m=(100.0 * sum(s.vetoes for s in summaries) / distance
+                             if distance >= 1.0 else None),
+            mean_speed_mps=distance / moving_time if moving_time > 0 else None,
+            mean_time_to_goal_s=sum(arrivals) / len(arrivals) if arrivals else None,
+            scenarios=[r.name for r in members]))
+    return figures
+
+
+def _format(value: float | None, pattern: str) -> str:
+    return '-' if value is None else format(value, pattern)
+
+
+def results_table(results: Sequence[ScenarioResult]) -> str:
+    header = (f'{"scenario":<28} {"fault":<20} {"result":<6} {"arrived":<7} {"time s":>7} '
+              f'{"dist m":>7} {"v m/s":>6} {"clear m":>7} {"vetoes":>6} {"coll":>4}')
+    lines = [header, '-' * len(header)]
+    for result in results:
+        s = result.summary
+        lines.append(
+            f'{result.name:<28} {result.fault_group[:20]:<20} '
+            f'{"PASS" if result.passed else "FAIL":<6} '
+            f'{("yes" if s.arrived else "no") if s else "-":<7} '
+            f'{_format(s.mission_time_s if s else None, ".1f"):>7} '
+            f'{_format(s.distance_m if s else None, ".1f"):>7} '
+            f'{_format(s.mean_speed_mps if s else None, ".2f"):>6} '
+            f'{_format(s.min_clearance_m if s else None, ".2f"):>7} '
+            f'{s.vetoes if s else "-":>6} {s.collisions if s else "-":>4}')
+        for failure in result.failures:
+            lines.append(f'    - {failure}')
+    return '\n'.join(lines)
+
+
+def system_report_markdown(figures: Sequence[GroupFigures]) -> str:
+    lines = ['| stack | runs | success | arrived | collisions | vetoes / 100 m | mean speed m/s '
+             '| time to goal s |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+    for figure in figures:
+        lines.append(
+            f'| {figure.group} | {figure.runs} | {figure.success_rate:.0%} | '
+            f'{figure.arrival_rate:.0%} | {figure.collisions} | '
+            f'{_format(figure.vetoes_per_100m, ".1f")} | '
+            f'{_format(figure.mean_speed_mps, ".2f")} | '
+            f'{_format(figure.mean_time_to_goal_s, ".1f")} |')
+    return '\n'.join(lines)
+
+
+def junit_xml(results: Sequence[ScenarioResult], suite_name: str = 'sidewalk_robot.scenarios'
+              ) -> str:
+    suite = ElementTree.Element('testsuite', name=suite_name, tests=str(len(results)),
+                                failures=str(sum(not r.passed and r.error is None
+                                                 for r in results)),
+                                errors=str(sum(r.error is not None for r in results)),
+                                time=f'{sum(r.wall_time_s for r in results):.1f}')
+    for result in results:
+        case = ElementTree.SubElement(suite, 'testcase', classname=f'scenarios.{result.fault_group}',
+                                      name=result.name, time=f'{result.wall_time_s:.1f}')
+        if result.error is not None:
+            ElementTree.SubElement(case, 'error', message=result.error).text = result.error
+        elif not result.passed:
+            message = '; '.join(result.failures)
+            ElementTree.SubElement(case, 'failure', message=message).text = message
+        if result.summary is not None:
+            ElementTree.SubElement(case, 'system-out').text = json.dumps(
+                result.summary.to_dict(), indent=1)
+    return ElementTree.tostring(suite, encoding='unicode', xml_declaration=True)
+
+
+def write_suite_outputs(results: Sequence[ScenarioResult], directory: Path) -> dict[str, Path]:
+    """result.json, junit.xml, table.txt and system_report.md in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = group_figures(results)
+    paths = {'result': directory / 'result.json', 'junit': directory / 'junit.xml',
+             'table': directory / 'table.txt', 'report': directory / 'system_report.md'}
+    paths['result'].write_text(json.dumps({
+        'passed': sum(r.passed for r in results), 'total': len(results),
+        'scenarios': [r.to_dict() for r in results],
+        'system_report': [asdict(f) for f in figures]}, indent=2), encoding='utf-8')
+    paths['junit'].write_text(junit_xml(results), encoding='utf-8')
+    paths['table'].write_text(results_table(results) + '\n', encoding='utf-8')
+    paths['report'].write_text(system_report_markdown(figures) + '\n', encoding='utf-8')
+    return paths

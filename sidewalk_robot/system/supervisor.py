@@ -1,0 +1,258 @@
+"""The run supervisor's ROS side: watches ground truth and safety, sends the goal, records.
+
+It lives in its own rclpy context (one per run) on simulated time, so consecutive runs of a
+scenario suite in one Python process never share DDS state.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import OccupancyGrid, Path as PathMessage
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sidewalk_robot.replay.recorder import subscription_qos
+from sidewalk_robot.ros_common import LATCHED_QOS, stamp_to_seconds
+from sidewalk_robot.ros_env import confine_this_process
+from sidewalk_robot.system.metrics import Obstacle, RunMonitor
+from sidewalk_robot.system.processes import ProcessSupervisor
+
+GROUND_TRUTH_POSE = '/sim/ground_truth/robot_pose'
+GROUND_TRUTH_OBSTACLES = '/sim/ground_truth/obstacles'
+GROUND_TRUTH_CONTACTS = '/sim/ground_truth/contacts'
+SAFETY_STATE = '/safety/state'
+OBSTACLE_GRID = '/perception/obstacle_grid'
+_WATCHED = {GROUND_TRUTH_POSE: PoseStamped, GROUND_TRUTH_OBSTACLES: MarkerArray,
+            GROUND_TRUTH_CONTACTS: String, SAFETY_STATE: DiagnosticStatus,
+            '/diagnostics': DiagnosticArray, OBSTACLE_GRID: OccupancyGrid}
+_REQUIRED_BEFORE_GOAL = (GROUND_TRUTH_POSE, SAFETY_STATE, OBSTACLE_GRID)
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def obstacle_from_marker(marker: Marker) -> Obstacle | None:
+    """A ground-truth marker as an Obstacle (cylinders and spheres as circles, cubes as boxes)."""
+    pose = marker.pose
+    yaw = yaw_from_quaternion(pose.orientation.x, pose.orientation.y, pose.orientation.z,
+                              pose.orientation.w)
+    name = marker.text or f'{marker.ns}/{marker.id}'
+    bottom_z = pose.position.z - marker.scale.z / 2.0
+    if marker.type in (Marker.CYLINDER, Marker.SPHERE):
+        return Obstacle(name, marker.ns, pose.position.x, pose.position.y, yaw,
+                        radius=max(marker.scale.x, marker.scale.y) / 2.0, bottom_z=bottom_z)
+    if marker.type == Marker.CUBE:
+        return Obstacle(name, marker.ns, pose.position.x, pose.position.y, yaw,
+                        length=marker.scale.x, width=marker.scale.y, bottom_z=bottom_z)
+    return None
+
+
+class SupervisorSession:
+    """Context manager: a node on sim time that feeds ``monitor`` and optionally records."""
+
+    def __init__(self, domain_id: int, monitor: RunMonitor, bag_dir: Path | None,
+                 environment: dict[str, str]) -> None:
+        self._domain_id = domain_id
+        self._monitor = monitor
+        self._bag_dir = bag_dir
+        self._environment = environment
+        self._received: dict[str, int] = {}
+        self._subscriptions: dict[str, object] = {}
+        self._safety = ('-', '')
+        self.recorder = None
+
+    def __enter__(self) -> SupervisorSession:
+        confine_this_process()  # loopback profile for this process; the domain is passed below
+        self._context = Context()
+        rclpy.init(context=self._context, domain_id=self._domain_id)
+        self.node = Node('mission_supervisor', context=self._context,
+                         parameter_overrides=[Parameter('use_sim_time', value=True)])
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self.node)
+        self._goal_publisher = self.node.create_publisher(PoseStamped, '/goal_pose', LATCHED_QOS)
+        self._route_publisher = self.node.create_publisher(PathMessage, '/route', LATCHED_QOS)
+        if self._bag_dir is not None:
+            from sidewalk_robot.replay.recorder import BagRecorder
+            self.recorder = BagRecorder(self.node, self._bag_dir)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.recorder is not None:
+            self.close_bag([])
+        self._executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self._context)
+
+    # spinning and time -------------------------------------------------------------------------
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._executor.spin_once(timeout_sec=min(remaining, 0.02))
+
+    def sim_time(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def safety_text(self) -> str:
+        state, reason = self._safety
+        return f'{state} {reason}'.strip()
+
+    # subscriptions -----------------------------------------------------------------------------
+
+    def _subscribe_when_published(self) -> None:
+        """Subscribe to each watched topic once it has publishers, matching their QoS."""
+        for topic, message_type in _WATCHED.items():
+            if topic in self._subscriptions:
+                continue
+            publishers = self.node.get_publishers_info_by_topic(topic)
+            if publishers:
+                self._subscriptions[topic] = self.node.create_subscription(
+                    message_type, topic, lambda message, topic=topic: self._on(topic, message),
+                    subscription_qos(publishers))
+
+    def _on(self, topic: str, message) -> None:
+        self._received[topic] = self._received.get(topic, 0) + 1
+        monitor = self._monitor
+        if topic == GROUND_TRUTH_POSE:
+            q = message.pose.orientation
+            monitor.on_pose(stamp_to_seconds(message.header.stamp), message.pose.position.x,
+                            message.pose.position.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
+        elif topic == GROUND_TRUTH_OBSTACLES:
+            self._on_markers(message)
+        elif topic == GROUND_TRUTH_CONTACTS:
+            self._on_contacts(message)
+        elif topic == SAFETY_STATE:
+            values = {kv.key: kv.value for kv in message.values}
+            self._safety = (values.get('state', '?'), values.get('reason', ''))
+            monitor.on_safety_state(self.sim_time(), *self._safety,
+                                    _float_or_none(values.get('allowed_linear_speed')))
+        elif topic == '/diagnostics':
+            for status in message.status:
+                if 'safety' in status.name:
+                    monitor.on_monitor_counts({kv.key: kv.value for kv in status.values
+                                               if kv.key.startswith('entered.')})
+
+    def _on_markers(self, message: MarkerArray) -> None:
+        obstacles = []
+        for marker in message.markers:
+            if marker.action == Marker.DELETEALL:
+                self._monitor.obstacles.clear()
+                continue
+            if marker.action == Marker.DELETE:
+                self._monitor.obstacles.pop(marker.text or f'{marker.ns}/{marker.id}', None)
+                continue
+            obstacle = obstacle_from_marker(marker)
+            if obstacle is not None:
+                obstacles.append(obstacle)
+        stamp = (stamp_to_seconds(message.markers[0].header.stamp) if message.markers
+                 else self.sim_time())
+        self._monitor.on_obstacles(stamp, obstacles)
+
+    def _on_contacts(self, message: String) -> None:
+        try:
+            contact = json.loads(message.data)
+            bodies = [str(body) for body in contact.get('bodies', [])]
+            stamp = float(contact.get('time', self.sim_time()))
+        except (ValueError, AttributeError, TypeError) as error:
+            self.node.get_logger().error(f'unreadable contacts message {message.data!r}: {error}')
+            return
+        self._monitor.on_contacts(stamp, bodies)
+
+    # the mission -------------------------------------------------------------------------------
+
+    def wait_until_ready(self, processes: ProcessSupervisor, timeout_s: float) -> str | None:
+        """Spin until the simulator, perception, planner and monitor all talk; else why not."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._subscribe_when_published()
+            self.spin_for(0.1)
+            dead = processes.unexpected_exits()
+            if dead:
+                label, code = next(iter(dead.items()))
+                return (f'{label} exited with status {code} while starting:\n'
+                        f'{processes.processes[label].log_tail(1500)}')
+            if self._ready():
+                return None
+        missing = [topic for topic in _REQUIRED_BEFORE_GOAL if not self._received.get(topic)]
+        return (f'the stack did not come up within {timeout_s:.0f} s: nothing received on '
+                f'{", ".join(missing) or "-"}; planner node seen: {self._planner_seen()}')
+
+    def _planner_seen(self) -> bool:
+        return 'planner' in self.node.get_node_names()
+
+    def _ready(self) -> bool:
+        return (all(self._received.get(topic) for topic in _REQUIRED_BEFORE_GOAL)
+                and self.sim_time() > 0.0 and self._planner_seen())
+
+    def graph_snapshot(self) -> dict[str, dict[str, list[str]]]:
+        """Publishers and subscribers (node names) of every topic: where the remaps led."""
+        graph = {}
+        for topic, _ in sorted(self.node.get_topic_names_and_types()):
+            graph[topic] = {
+                'publishers': sorted(i.node_name for i in
+                                     self.node.get_publishers_info_by_topic(topic)),
+                'subscribers': sorted(i.node_name for i in
+                                      self.node.get_subscriptions_info_by_topic(topic))}
+        return graph
+
+    def send_goal(self, goal_xyyaw: tuple[float, float, float],
+                  route_xy: Sequence[tuple[float, float]] = ()) -> float:
+        """Issue the delivery in odom; the mission starts now (sim time).
+
+        A route with waypoints between start and goal (a corner, a detour) goes out on /route,
+        whose last point is the goal; otherwise the goal alone on /goal_pose. Never both: the
+        planner takes whichever arrives last as the whole task.
+        """
+        now = self.node.get_clock().now().to_msg()
+        if len(route_xy) > 2:
+            route = PathMessage()
+            route.header.stamp, route.header.frame_id = now, 'odom'
+            for x, y in route_xy:
+                pose = PoseStamped()
+                pose.header = route.header
+                pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+                pose.pose.orientation.w = 1.0
+                route.poses.append(pose)
+            self._route_publisher.publish(route)
+        else:
+            goal = PoseStamped()
+            goal.header.stamp, goal.header.frame_id = now, 'odom'
+            x, y, yaw = goal_xyyaw
+            goal.pose.position.x, goal.pose.position.y = float(x), float(y)
+            goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+            self._goal_publisher.publish(goal)
+        mission_start = stamp_to_seconds(now)
+        self._monitor.start_mission(mission_start)
+        return mission_start
+
+    def close_bag(self, notes: list[str]) -> None:
+        if self.recorder is None:
+            return
+        recorder, self.recorder = self.recorder, None
+        try:
+            recorder.close()
+        except Exception as error:  # a broken bag must not lose the run's summary
+            notes.append(f'bag could not be finalised: {error}')
+        notes.extend(f'recorder: {problem}' for problem in recorder.problems)
+
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,260 @@
+"""sim_node: the headless simulator on the topics the Gazebo bridge would publish.
+
+Publishes /clock, /camera/image_raw, /camera/camera_info, /scan, /odom, /imu and ground truth on
+/sim/ground_truth/{robot_pose,obstacles,contacts}; drives the robot from /cmd_vel
+(TwistStamped), stopping the wheels when the newest command is older than cmd_vel_timeout.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Pose, PoseStamped, Quaternion, TwistStamped
+from nav_msgs.msg import Odometry as OdometryMessage
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan
+from std_msgs.msg import ColorRGBA, String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, array_to_image, diagnostic_array,
+                                       diagnostic_status, run_node, seconds_to_stamp,
+                                       stamp_to_seconds)
+from sidewalk_robot.ros_params import declare_config
+from sidewalk_robot.simulation.config import SimConfig
+from sidewalk_robot.simulation.headless import HeadlessSimulator, ObstacleTruth
+from sidewalk_robot.simulation.runner import SimRunner, StepOutput
+from sidewalk_robot.simulation.sdf import Pose3
+from sidewalk_robot.simulation.semantics import PALETTE, SemanticClass
+
+CAMERA_FRAME = 'camera_optical_frame'
+LASER_FRAME = 'laser_link'
+IMU_FRAME = 'base_link'
+WORLD_FRAME = 'world'
+TICK_S = 0.005
+"""Wall period of the stepping timer; each tick runs the steps that are due."""
+FAST_SLICE_S = 0.02
+"""With real_time_factor 0: wall time spent stepping per tick before serving subscriptions."""
+_SHAPE_MARKERS = {'box': Marker.CUBE, 'cylinder': Marker.CYLINDER, 'sphere': Marker.SPHERE}
+
+
+def _ros_topic(gz_topic: str) -> str:
+    return '/' + gz_topic.lstrip('/')
+
+
+def _quaternion(yaw: float) -> Quaternion:
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__('sim')
+        self.config = declare_config(self, SimConfig)
+        self.sim = HeadlessSimulator(config=self.config)
+        self.runner = SimRunner(self.sim)
+        robot = self.sim.robot
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.clock_publisher = self.create_publisher(Clock, '/clock', 10)
+        self.image_publisher = self.create_publisher(Image, _ros_topic(robot.camera.topic),
+                                                     SENSOR_QOS)
+        self.info_publisher = self.create_publisher(CameraInfo, _ros_topic(robot.camera.info_topic),
+                                                    SENSOR_QOS)
+        self.scan_publisher = self.create_publisher(LaserScan, _ros_topic(robot.lidar.topic),
+                                                    SENSOR_QOS)
+        self.odom_publisher = self.create_publisher(OdometryMessage,
+                                                    _ros_topic(robot.drive.odom_topic), SENSOR_QOS)
+        self.imu_publisher = self.create_publisher(Imu, _ros_topic(robot.imu.topic), SENSOR_QOS)
+        self.pose_publisher = self.create_publisher(PoseStamped, '/sim/ground_truth/robot_pose',
+                                                    reliable)
+        self.obstacle_publisher = self.create_publisher(MarkerArray, '/sim/ground_truth/obstacles',
+                                                        reliable)
+        self.contact_publisher = self.create_publisher(
+            String, '/sim/ground_truth/contacts',
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(TwistStamped, _ros_topic(robot.drive.cmd_topic), self.on_cmd_vel,
+                                 COMMAND_QOS)
+        self.rejected_commands = 0
+        self.contact_count = 0
+        self.last_problem = ''
+        self._wall_start = time.monotonic()
+        self._camera_info = self._make_camera_info()
+        self.create_timer(TICK_S, self.on_tick)
+        self.create_timer(1.0 / self.config.diagnostics_rate_hz, self.publish_diagnostics)
+        world = self.sim.world
+        self.get_logger().info(
+            f'world {world.name!r} ({world.path}), scenario '
+            f'{self.sim.scenario.name if self.sim.scenario else "none"}, seed {self.sim.seed}, '
+            f'start {tuple(round(v, 3) for v in world.start_pose)}, '
+            f'goal {tuple(round(v, 3) for v in world.goal_pose)}, '
+            f'real_time_factor {self.config.real_time_factor}')
+
+    # ----------------------------------------------------------------- input
+    def on_cmd_vel(self, message: TwistStamped) -> None:
+        linear, angular = message.twist.linear.x, message.twist.angular.z
+        if not (math.isfinite(linear) and math.isfinite(angular)):
+            self._reject(f'non-finite /cmd_vel ({linear}, {angular}): wheels stop')
+            return
+        stamp = stamp_to_seconds(message.header.stamp)
+        if stamp > 0 and self.sim.time - stamp > self.config.cmd_vel_timeout:
+            self._reject(f'/cmd_vel stamped {stamp:.3f} s is older than '
+                         f'{self.config.cmd_vel_timeout} s at sim time {self.sim.time:.3f} s')
+            return
+        self.runner.set_command(linear, angular)
+
+    def _reject(self, reason: str) -> None:
+        self.rejected_commands += 1
+        self.last_problem = reason
+        self.runner.set_command(0.0, 0.0)
+        self.get_logger().warning(reason, throttle_duration_sec=2.0)
+
+    # ----------------------------------------------------------------- stepping
+    def on_tick(self) -> None:
+        due = self.runner.steps_due(time.monotonic())
+        if due < 0:
+            deadline = time.monotonic() + FAST_SLICE_S
+            while time.monotonic() < deadline and self.context.ok():
+                self.publish(self.runner.step())
+            return
+        for _ in range(due):
+            if not self.context.ok():
+                return
+            self.publish(self.runner.step())
+
+    def publish(self, output: StepOutput) -> None:
+        stamp = seconds_to_stamp(output.time)
+        if output.clock:
+            self.clock_publisher.publish(Clock(clock=stamp))
+        if output.camera is not None:
+            self.image_publisher.publish(array_to_image(output.camera.rgb, stamp, CAMERA_FRAME))
+            self._camera_info.header.stamp = stamp
+            self.info_publisher.publish(self._camera_info)
+        if output.scan is not None:
+            self.scan_publisher.publish(self._scan_message(output.scan, stamp))
+        if output.odometry is not None:
+            self.odom_publisher.publish(self._odometry_message(output, stamp))
+        if output.imu is not None:
+            self.imu_publisher.publish(self._imu_message(output, stamp))
+        if output.ground_truth:
+            self._publish_ground_truth(stamp)
+        if output.contacts:
+            self.contact_count += 1
+            self.contact_publisher.publish(String(data=json.dumps(
+                {'time': round(output.time, 6), 'bodies': list(output.contacts)})))
+
+    # ----------------------------------------------------------------- messages
+    def _make_camera_info(self) -> CameraInfo:
+        camera = self.sim.robot.camera
+        focal, cx, cy = camera.focal_length, camera.width / 2, camera.height / 2
+        info = CameraInfo(width=camera.width, height=camera.height, distortion_model='plumb_bob',
+                          d=[0.0] * 5, k=[focal, 0.0, cx, 0.0, focal, cy, 0.0, 0.0, 1.0],
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                          p=[focal, 0.0, cx, 0.0, 0.0, focal, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+        info.header.frame_id = CAMERA_FRAME
+        return info
+
+    def _scan_message(self, ranges, stamp) -> LaserScan:
+        lidar = self.sim.robot.lidar
+        message = LaserScan(angle_min=lidar.angle_min, angle_max=lidar.angle_max,
+                            angle_increment=lidar.angle_increment, time_increment=0.0,
+                            scan_time=1.0 / lidar.update_rate, range_min=lidar.range_min,
+                            range_max=lidar.range_max)
+        message.header.stamp = stamp
+        message.header.frame_id = LASER_FRAME
+        message.ranges = ranges.tolist()
+        return message
+
+    def _odometry_message(self, output: StepOutput, stamp) -> OdometryMessage:
+        odometry, drive = output.odometry, self.sim.robot.drive
+        message = OdometryMessage()
+        message.header.stamp = stamp
+        message.header.frame_id = drive.odom_frame
+        message.child_frame_id = drive.base_frame
+        message.pose.pose.position.x = odometry.x
+        message.pose.pose.position.y = odometry.y
+        message.pose.pose.orientation = _quaternion(odometry.yaw)
+        message.twist.twist.linear.x = odometry.linear
+        message.twist.twist.angular.z = odometry.angular
+        # Kinematic odometry is exact; small variances keep filters well-conditioned.
+        message.pose.covariance = _diagonal_covariance(1e-4)
+        message.twist.covariance = _diagonal_covariance(1e-4)
+        return message
+
+    def _imu_message(self, output: StepOutput, stamp) -> Imu:
+        imu = output.imu
+        message = Imu()
+        message.header.stamp = stamp
+        message.header.frame_id = IMU_FRAME
+        x, y, z, w = imu.orientation
+        message.orientation = Quaternion(x=x, y=y, z=z, w=w)
+        (message.angular_velocity.x, message.angular_velocity.y,
+         message.angular_velocity.z) = imu.angular_velocity
+        (message.linear_acceleration.x, message.linear_acceleration.y,
+         message.linear_acceleration.z) = imu.linear_acceleration
+        message.orientation_covariance = _diagonal_covariance(1e-6, 3)
+        message.angular_velocity_covariance = _diagonal_covariance(1e-6, 3)
+        message.linear_acceleration_covariance = _diagonal_covariance(1e-4, 3)
+        return message
+
+    def _publish_ground_truth(self, stamp) -> None:
+        pose = self.sim.robot_pose()
+        message = PoseStamped()
+        message.header.stamp = stamp
+        message.header.frame_id = WORLD_FRAME
+        message.pose.position.x, message.pose.position.y = pose.x, pose.y
+        message.pose.orientation = _quaternion(pose.yaw)
+        self.pose_publisher.publish(message)
+        markers = MarkerArray()
+        for index, truth in enumerate(self.sim.obstacles()):
+            markers.markers.append(_marker(truth, index, stamp))
+        self.obstacle_publisher.publish(markers)
+
+    def publish_diagnostics(self) -> None:
+        elapsed = max(1e-9, time.monotonic() - self._wall_start)
+        stale = self.runner.command_age() > self.config.cmd_vel_timeout
+        level = 'WARN' if self.last_problem else 'OK'
+        message = self.last_problem or ('waiting for /cmd_vel: wheels stopped' if stale
+                                        else 'running')
+        status = diagnostic_status(
+            'sim', self.sim.world.name, level, message,
+            {'world': self.sim.world.name, 'sim_time': self.sim.time,
+             'real_time_factor_measured': self.sim.time / elapsed,
+             'real_time_factor_target': self.config.real_time_factor,
+             'cmd_vel_age': self.runner.command_age(), 'cmd_vel_stale': stale,
+             'rejected_commands': self.rejected_commands, 'contact_steps': self.contact_count,
+             'robot_pose': tuple(round(v, 3) for v in self.sim.robot_pose())})
+        self.diagnostics_publisher.publish(
+            diagnostic_array(seconds_to_stamp(self.sim.time), status))
+        self.last_problem = ''
+
+    def destroy_node(self) -> None:
+        self.sim.close()
+        super().destroy_node()
+
+
+def _diagonal_covariance(variance: float, size: int = 6) -> list[float]:
+    return [variance if row == column else 0.0 for row in range(size) for column in range(size)]
+
+
+def _marker(truth: ObstacleTruth, index: int, stamp) -> Marker:
+    marker = Marker(ns=truth.semantic.label, id=index, type=_SHAPE_MARKERS[truth.shape],
+                    action=Marker.ADD)
+    marker.header.stamp = stamp
+    marker.header.frame_id = WORLD_FRAME
+    pose: Pose3 = truth.pose
+    marker.pose = Pose()
+    marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = pose.x, pose.y, pose.z
+    x, y, z, w = pose.quaternion()
+    marker.pose.orientation = Quaternion(x=x, y=y, z=z, w=w)
+    marker.scale.x, marker.scale.y, marker.scale.z = truth.size
+    red, green, blue = PALETTE[SemanticClass(truth.semantic)]
+    marker.color = ColorRGBA(r=red / 255, g=green / 255, b=blue / 255, a=0.8)
+    marker.text = truth.name
+    return marker
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimNode, args)

@@ -1,0 +1,126 @@
+"""planner_node over real DDS: goal + odometry + grids in, TwistStamped and reports out."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from std_msgs.msg import String
+
+from sidewalk_robot.ros_common import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
+
+WIDTH = HEIGHT = 80
+RESOLUTION = 0.1
+
+
+def occupancy(node, values: np.ndarray) -> OccupancyGrid:
+    grid = OccupancyGrid()
+    grid.header.stamp = node.get_clock().now().to_msg()
+    grid.header.frame_id = 'base_link'
+    grid.info.width, grid.info.height, grid.info.resolution = WIDTH, HEIGHT, RESOLUTION
+    grid.info.origin.position.x, grid.info.origin.position.y = -1.0, -4.0
+    grid.info.origin.orientation.w = 1.0
+    grid.data = values.astype(np.int8).ravel().tolist()
+    return grid
+
+
+class FakeRobot:
+    """Publishes what the planner needs, standing still at the odom origin, and records replies."""
+
+    def __init__(self, node, obstacles: np.ndarray) -> None:
+        self.node = node
+        self.obstacles = obstacles
+        self.send_grids = True
+        self.commands: list[TwistStamped] = []
+        self.statuses: list[dict[str, str]] = []
+        self.assist: list[dict] = []
+        self.paths: list[Path] = []
+        self.odom = node.create_publisher(Odometry, '/odom', SENSOR_QOS)
+        self.obstacle_grid = node.create_publisher(OccupancyGrid, '/perception/obstacle_grid',
+                                                   COMMAND_QOS)
+        self.pedestrian_grid = node.create_publisher(OccupancyGrid, '/perception/pedestrian_grid',
+                                                     COMMAND_QOS)
+        self.goal = node.create_publisher(PoseStamped, '/goal_pose', LATCHED_QOS)
+        node.create_subscription(TwistStamped, '/cmd_vel_nav', self.commands.append, COMMAND_QOS)
+        node.create_subscription(Path, '/planning/path', self.paths.append, 10)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
+        node.create_subscription(String, '/operator/assist_request',
+                                 lambda m: self.assist.append(json.loads(m.data)), LATCHED_QOS)
+        node.create_timer(0.05, self.tick)
+
+    def on_diagnostics(self, message: DiagnosticArray) -> None:
+        for status in message.status:
+            if status.name == 'planner':
+                self.statuses.append({kv.key: kv.value for kv in status.values})
+
+    def tick(self) -> None:
+        odometry = Odometry()
+        odometry.header.stamp = self.node.get_clock().now().to_msg()
+        odometry.header.frame_id = 'odom'
+        odometry.child_frame_id = 'base_link'
+        odometry.pose.pose.orientation.w = 1.0
+        self.odom.publish(odometry)
+        if self.send_grids:
+            self.obstacle_grid.publish(occupancy(self.node, self.obstacles))
+            self.pedestrian_grid.publish(occupancy(self.node, np.zeros((HEIGHT, WIDTH))))
+
+    def send_goal(self, x: float, y: float) -> None:
+        goal = PoseStamped()
+        goal.header.stamp = self.node.get_clock().now().to_msg()
+        goal.header.frame_id = 'odom'
+        goal.pose.position.x, goal.pose.position.y = x, y
+        goal.pose.orientation.w = 1.0
+        self.goal.publish(goal)
+
+    def last_state(self) -> str | None:
+        return self.statuses[-1]['state'] if self.statuses else None
+
+
+def test_goal_odometry_and_grid_give_a_forward_command_and_stale_grid_stops(
+        ros_process, make_node, spin_until) -> None:
+    planner = ros_process('planner_node', config='planner')
+    node = make_node('planner_test_robot')
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)))
+    robot.send_goal(5.0, 0.0)
+
+    def driving_forward() -> bool:
+        return any(c.twist.linear.x > 0.05 for c in robot.commands)
+
+    assert spin_until(node, driving_forward, timeout=20.0), (
+        f'no forward command; last states {robot.statuses[-3:]}\n{planner.output()}')
+    moving = [c for c in robot.commands if c.twist.linear.x > 0.0]
+    assert all(c.header.frame_id == 'base_link' for c in moving)
+    assert all(c.twist.linear.x <= 1.5 and abs(c.twist.angular.z) <= 1.5 for c in robot.commands)
+    assert spin_until(node, lambda: robot.last_state() == 'driving', timeout=5.0)
+    assert spin_until(node, lambda: len(robot.paths) > 0 and len(robot.paths[-1].poses) > 0,
+                      timeout=5.0)
+    assert robot.paths[-1].header.frame_id == 'odom'
+
+    robot.send_grids = False
+    assert spin_until(node, lambda: robot.last_state() == 'waiting', timeout=5.0)
+    assert 'stale' in robot.statuses[-1]['reason']
+    robot.commands.clear()
+    assert spin_until(node, lambda: len(robot.commands) >= 3, timeout=5.0)
+    assert all(c.twist.linear.x == 0.0 and c.twist.angular.z == 0.0 for c in robot.commands[-3:])
+    assert planner.alive(), planner.output()
+
+
+def test_blocked_robot_asks_an_operator_for_help(ros_process, make_node, spin_until) -> None:
+    planner = ros_process('planner_node', config='planner', parameters={'stuck_timeout': 1.0})
+    wall = np.zeros((HEIGHT, WIDTH))
+    wall[:, 16:20] = 100  # a wall across the whole grid 0.6 m ahead of base_link
+    node = make_node('planner_test_robot')
+    robot = FakeRobot(node, wall)
+    robot.send_goal(5.0, 0.0)
+
+    assert spin_until(node, lambda: len(robot.assist) > 0, timeout=20.0), (
+        f'no assist request; last states {robot.statuses[-3:]}\n{planner.output()}')
+    request = robot.assist[-1]
+    assert request['status'] == 'requested'
+    assert request['reason'] and request['pose']['frame_id'] == 'odom'
+    assert abs(request['pose']['x']) < 1e-6 and request['time'] > 0.0
+    assert spin_until(node, lambda: robot.last_state() == 'blocked', timeout=5.0)
+    assert robot.commands and all(c.twist.linear.x == 0.0 for c in robot.commands)
+    assert planner.alive(), planner.output()

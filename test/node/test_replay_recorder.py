@@ -1,0 +1,176 @@
+"""BagRecorder and `sidewalk-robot record` over real rclpy and DDS."""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from builtin_interfaces.msg import Time
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Int32, String
+
+from sidewalk_robot.replay.bag_io import open_reader, summarize
+from sidewalk_robot.replay.recorder import BagRecorder
+from sidewalk_robot.ros_common import LATCHED_QOS, SENSOR_QOS
+
+REPO = Path(__file__).resolve().parents[2]
+PEER = REPO / 'test' / 'helpers' / 'dds_peer.py'
+
+
+def publish_for(spin_until, nodes, seconds: float, publish) -> None:
+    """Spin ``nodes`` for ``seconds`` calling ``publish()`` every 20 ms."""
+    deadline = time.monotonic() + seconds
+    next_publish = time.monotonic()
+
+    def tick() -> bool:
+        nonlocal next_publish
+        if time.monotonic() >= next_publish:
+            publish()
+            next_publish += 0.02
+        return time.monotonic() >= deadline
+
+    spin_until(nodes, tick, timeout=seconds + 5.0)
+
+
+def test_records_given_topics_with_the_publishers_qos(make_node, spin_until, tmp_path) -> None:
+    talker = make_node('talker')
+    latched = talker.create_publisher(String, '/replay_test/goal', LATCHED_QOS)
+    scans = talker.create_publisher(LaserScan, '/replay_test/scan', SENSOR_QOS)
+    ignored = talker.create_publisher(String, '/replay_test/other', 10)
+    latched.publish(String(data='published before the recorder existed'))
+    recorder_node = make_node('recorder')
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag',
+                           ['/replay_test/goal', '/replay_test/scan'])
+    assert spin_until([talker, recorder_node], lambda: len(recorder.topics) == 2, timeout=10)
+    sent = 0
+
+    def publish() -> None:
+        nonlocal sent
+        scan = LaserScan(range_min=0.1, range_max=10.0)
+        scan.ranges = [1.0] * 360
+        scans.publish(scan)
+        ignored.publish(String(data='x'))
+        sent += 1
+
+    publish_for(spin_until, [talker, recorder_node], 1.0, publish)
+    spin_until([talker, recorder_node], lambda: False, timeout=0.3)
+    bag = recorder.close()
+    summary = summarize(bag)
+    assert set(summary.topics) == {'/replay_test/goal', '/replay_test/scan'}
+    assert summary.topics['/replay_test/goal'].count == 1
+    assert sent - 2 <= summary.topics['/replay_test/scan'].count <= sent
+    assert summary.topics['/replay_test/scan'].msgtype == 'sensor_msgs/msg/LaserScan'
+    goal_qos = summary.topics['/replay_test/goal'].offered_qos[0]
+    assert goal_qos.durability.name == 'TRANSIENT_LOCAL'
+    assert summary.topics['/replay_test/scan'].offered_qos[0].reliability.name == 'BEST_EFFORT'
+    assert summary.duration_ns > 0.5e9
+
+
+def test_discovers_topics_that_appear_later(make_node, spin_until, tmp_path) -> None:
+    talker = make_node('talker')
+    first = talker.create_publisher(Int32, '/replay_test/first', 10)
+    recorder_node = make_node('recorder')
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag', discovery_period_s=0.2)
+    publish_for(spin_until, [talker, recorder_node], 0.8, lambda: first.publish(Int32(data=1)))
+    second = talker.create_publisher(Int32, '/replay_test/second', 10)
+    assert spin_until([talker, recorder_node],
+                      lambda: '/replay_test/second' in recorder.topics, timeout=10)
+    publish_for(spin_until, [talker, recorder_node], 0.5, lambda: second.publish(Int32(data=2)))
+    spin_until([talker, recorder_node], lambda: False, timeout=0.3)
+    counts = summarize(recorder.close()).topics
+    assert counts['/replay_test/first'].count > 10
+    assert counts['/replay_test/second'].count > 5
+    assert '/parameter_events' not in counts
+
+
+def test_sim_time_stamps_and_messages_before_the_first_clock(make_node, spin_until,
+                                                             tmp_path) -> None:
+    talker = make_node('talker')
+    clock = talker.create_publisher(Clock, '/clock', 10)
+    data = talker.create_publisher(Int32, '/replay_test/data', 10)
+    recorder_node = make_node('recorder', parameter_overrides=[
+        Parameter('use_sim_time', Parameter.Type.BOOL, True)])
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag', ['/replay_test/data', '/clock'])
+    assert spin_until([talker, recorder_node], lambda: len(recorder.topics) == 2, timeout=10)
+    publish_for(spin_until, [talker, recorder_node], 0.3, lambda: data.publish(Int32(data=0)))
+    seconds = iter(range(500, 10_000))
+    publish_for(spin_until, [talker, recorder_node], 0.5,
+                lambda: clock.publish(Clock(clock=Time(sec=next(seconds)))))
+    publish_for(spin_until, [talker, recorder_node], 0.3, lambda: data.publish(Int32(data=1)))
+    spin_until([talker, recorder_node], lambda: False, timeout=0.3)
+    bag = recorder.close()
+    reader = open_reader(bag)
+    try:
+        stamps = [t for c, t, _ in reader.messages() if c.topic == '/replay_test/data']
+    finally:
+        reader.close()
+    assert len(stamps) > 10
+    assert min(stamps) >= 500 * 10**9  # held until the simulated clock started, never 0
+
+
+def test_a_publisher_dying_loses_nothing_already_received(make_node, spin_until, ros_process,
+                                                          tmp_path) -> None:
+    peer = ros_process('dds_peer', command=[sys.executable, str(PEER), 'talk',
+                                            '/replay_test/counter'])
+    recorder_node = make_node('recorder')
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag', ['/replay_test/counter'])
+    assert spin_until(recorder_node,
+                      lambda: recorder.message_counts.get('/replay_test/counter', 0) >= 10,
+                      timeout=20)
+    peer.popen.send_signal(signal.SIGKILL)
+    peer.popen.wait(timeout=5)
+    spin_until(recorder_node, lambda: False, timeout=1.0)
+    received = recorder.message_counts['/replay_test/counter']
+    bag = recorder.close()
+    assert summarize(bag).topics['/replay_test/counter'].count == received >= 10
+
+
+def record_command(output: Path) -> list[str]:
+    return [str(Path(sys.executable).parent / 'sidewalk-robot'), 'record', '-o', str(output),
+            '/replay_test/counter']
+
+
+def wait_for_messages(bag: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(f.stat().st_size > 2000 for f in bag.glob('*.mcap')):
+            return
+        time.sleep(0.2)
+    pytest.fail(f'nothing was flushed into {bag}')
+
+
+@pytest.mark.parametrize('stop_signal', [signal.SIGINT, signal.SIGTERM])
+def test_record_command_finalises_on_ctrl_c_and_sigterm(ros_process, tmp_path,
+                                                        stop_signal) -> None:
+    ros_process('dds_peer', command=[sys.executable, str(PEER), 'talk', '/replay_test/counter'])
+    bag = tmp_path / 'bag'
+    recording = ros_process('record', command=record_command(bag))
+    wait_for_messages(bag)
+    recording.popen.send_signal(stop_signal)
+    assert recording.popen.wait(timeout=15) == 0, recording.output()
+    summary = summarize(bag)
+    assert summary.topics['/replay_test/counter'].count >= 10
+    assert '/replay_test/counter: ' in recording.output()
+
+
+def test_killed_recorder_leaves_a_bag_that_repair_finishes(ros_process, tmp_path) -> None:
+    import subprocess
+
+    ros_process('dds_peer', command=[sys.executable, str(PEER), 'talk', '/replay_test/counter'])
+    bag = tmp_path / 'bag'
+    recording = ros_process('record', command=record_command(bag))
+    wait_for_messages(bag)
+    time.sleep(1.5)
+    recording.popen.send_signal(signal.SIGKILL)
+    recording.popen.wait(timeout=5)
+    assert not (bag / 'metadata.yaml').exists()
+    repaired = subprocess.run(
+        [str(Path(sys.executable).parent / 'sidewalk-robot'), 'record', '--repair', str(bag)],
+        capture_output=True, text=True, timeout=60)
+    assert repaired.returncode == 0, repaired.stderr
+    assert 'messages kept' in repaired.stdout
+    assert summarize(bag).topics['/replay_test/counter'].count >= 20  # >= 1 s at 20 Hz

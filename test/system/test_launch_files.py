@@ -1,0 +1,87 @@
+"""The launch files parse, and every executable, parameter file and remap they name exists.
+
+``ros2 launch`` is not installable here, so the demo and the scenario runner start what these
+files describe; this test makes a broken launch file fail in ``make test``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sidewalk_robot import share_directory
+from sidewalk_robot.system.faults import FAULT_TYPES, parse_faults
+from sidewalk_robot.system.launch_xml import find_executable, launch_file, read_launch_file
+from sidewalk_robot.system.runner import RunOptions, launch_arguments_for, resolve_command
+
+ROOT = share_directory()
+STACK = {'perception': 'perception_node', 'planner': 'planner_node',
+         'safety_monitor': 'safety_monitor_node'}
+
+
+def documented_topics() -> set[str]:
+    """Every topic of docs/interfaces.md's topic table."""
+    text = (ROOT / 'docs' / 'interfaces.md').read_text(encoding='utf-8')
+    return set(re.findall(r'^\| (/[\w/]+)', text, flags=re.MULTILINE))
+
+
+def launch_files() -> list[Path]:
+    return sorted((ROOT / 'launch').glob('*.launch.xml'))
+
+
+def test_project_launch_files_exist() -> None:
+    names = {path.name for path in launch_files()}
+    assert {'robot.launch.xml', 'sim.launch.xml'} <= names
+
+
+@pytest.mark.parametrize('path', launch_files(), ids=lambda p: p.name)
+def test_every_launch_file_parses_and_names_real_things(path: Path) -> None:
+    plan = read_launch_file(path)
+    assert plan.nodes, f'{path.name} starts nothing'
+    topics = documented_topics()
+    for spec in plan.nodes:
+        assert spec.package == 'sidewalk_robot'
+        find_executable(spec.package, spec.executable)
+        for params_file in spec.params_files:
+            assert params_file.is_file(), f'{spec.label}: missing {params_file}'
+        for source, target in spec.remaps:
+            assert source in topics, f'{spec.label}: remaps undocumented topic {source}'
+            assert target.startswith('/'), f'{spec.label}: remap target {target} not absolute'
+    for argument in plan.declared_arguments:
+        assert argument.description, f'{path.name}: argument {argument.name} lacks a description'
+
+
+def test_robot_launch_file_starts_the_stack_with_its_parameter_files() -> None:
+    plan = read_launch_file(launch_file('robot.launch.xml'), {'use_sim_time': True})
+    assert {spec.label: spec.executable for spec in plan.nodes} == STACK
+    for spec in plan.nodes:
+        assert spec.params_files == (ROOT / 'config' / f'{spec.label}.yaml',)
+        assert ('use_sim_time', 'true') in spec.parameters
+
+
+def test_sim_launch_file_adds_the_simulator_on_sim_time() -> None:
+    plan = read_launch_file(launch_file('sim.launch.xml'), {'world': 'street_corner'})
+    assert [spec.label for spec in plan.nodes] == ['sim', *STACK]
+    sim = plan.node('sim')
+    assert ('world', 'street_corner') in sim.parameters
+    assert all(('use_sim_time', 'true') in plan.node(label).parameters for label in STACK)
+
+
+def test_fault_runs_reroute_every_faulted_link_through_the_injector(tmp_path: Path) -> None:
+    faults = parse_faults([{'type': fault_type} for fault_type in FAULT_TYPES])
+    arguments = launch_arguments_for(RunOptions(faults=faults, seed=4), tmp_path)
+    plan = read_launch_file(launch_file('sim.launch.xml'), arguments)
+    injector = plan.node('fault_injector')
+    resolve_command(injector.package, injector.executable)
+    assert injector.params_files == (tmp_path / 'fault_injector.yaml',)
+    produced = {target for spec in plan.nodes for source, target in spec.remaps
+                if source != target}
+    assert produced == {'/fault_injector/in/perception/obstacle_grid',
+                        '/fault_injector/in/perception/pedestrian_grid',
+                        '/fault_injector/in/camera/image_raw', '/fault_injector/in/scan',
+                        '/fault_injector/in/odom', '/fault_injector/in/cmd_vel_nav'}
+    healthy = read_launch_file(launch_file('sim.launch.xml'),
+                               launch_arguments_for(RunOptions(), tmp_path))
+    assert 'fault_injector' not in [spec.label for spec in healthy.nodes]
+    assert all(source == target for spec in healthy.nodes for source, target in spec.remaps)

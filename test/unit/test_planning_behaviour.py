@@ -1,0 +1,199 @@
+"""Closed-loop planner behaviour on synthetic worlds (ideal unicycle, perfect perception)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sidewalk_robot.planning.config import PlannerConfig
+from sidewalk_robot.planning.geometry import Pose2D
+from sidewalk_robot.planning.planner import Planner
+from sidewalk_robot.planning.synthetic import Box, Tick, World, drive
+
+CONFIG = PlannerConfig()
+LENGTH, WIDTH = CONFIG.footprint_length, CONFIG.footprint_width
+START = Pose2D(0.0, 0.0, 0.0)
+
+
+def planner_to(x: float, y: float, **overrides) -> Planner:
+    planner = Planner(PlannerConfig(**overrides))
+    assert planner.set_goal(x, y, 'odom', now=0.0) is None
+    return planner
+
+
+def closest_approach(world: World, ticks: list[Tick]) -> float:
+    return min(world.footprint_clearance(t.pose, LENGTH, WIDTH) for t in ticks)
+
+
+def monitor_allowed_speed(distance: float) -> float:
+    """The safety monitor's cap: v*0.3 + v^2/(2*1.5) + 0.25 <= distance, and its slow-down
+    ramp from 1.5 m/s at 2.0 m to 0 at 0.25 m."""
+    room = distance - 0.25
+    if room <= 0.0:
+        return 0.0
+    stopping = 1.5 * (math.sqrt(0.09 + 2.0 * room / 1.5) - 0.3)
+    return min(stopping, 1.5 * room / 1.75)
+
+
+def assert_commands_within_limits(ticks: list[Tick], config: PlannerConfig = CONFIG) -> None:
+    step = config.max_linear_accel / config.control_rate + 1e-9
+    turn_step = config.max_angular_accel / config.control_rate + 1e-9
+    previous_v = previous_w = 0.0
+    for tick in ticks:
+        v, w = tick.output.linear, tick.output.angular
+        assert 0.0 <= v <= config.max_linear_speed
+        assert abs(w) <= config.max_angular_speed
+        assert abs(v) * abs(w) <= config.max_lateral_accel + 1e-6
+        stopping = v == 0.0 and w == 0.0
+        if not stopping:
+            assert abs(v - previous_v) <= step, (tick.time, previous_v, v)
+            assert abs(w - previous_w) <= turn_step, (tick.time, previous_w, w)
+        previous_v, previous_w = v, w
+
+
+def test_reaches_a_goal_in_free_space_at_sidewalk_speed() -> None:
+    world = World()
+    ticks = drive(planner_to(12.0, 0.0), world, START, duration=30.0)
+    final = ticks[-1]
+    assert final.output.state == 'arrived'
+    assert final.pose.distance_to(12.0, 0.0) <= CONFIG.goal_tolerance
+    assert final.output.linear == 0.0 and final.output.angular == 0.0
+    travelled = sum(t.output.linear for t in ticks) / CONFIG.control_rate
+    mean_speed = travelled / (final.time - ticks[0].time)
+    assert mean_speed >= 0.8, mean_speed
+    assert max(t.output.linear for t in ticks) == pytest.approx(CONFIG.cruise_speed)
+    assert_commands_within_limits(ticks)
+
+
+def test_keeps_to_the_right_of_the_route_line() -> None:
+    ticks = drive(planner_to(14.0, 0.0), World(), START, duration=30.0)
+    mid_route = [t.pose.y for t in ticks if 5.0 <= t.pose.x <= 9.0]
+    assert mid_route
+    assert -0.45 <= float(np.mean(mid_route)) <= -0.15  # keep_right_offset is 0.3 m
+
+
+def test_follows_a_route_waypoint_by_waypoint() -> None:
+    planner = Planner(CONFIG)
+    waypoints = [(0.0, 0.0), (5.0, 0.0), (5.0, 5.0), (0.0, 5.0)]
+    assert planner.set_route(waypoints, 'odom', now=0.0) is None
+    ticks = drive(planner, World(), START, duration=60.0)
+    assert ticks[-1].output.state == 'arrived'
+    for x, y in waypoints[1:]:
+        nearest = min(t.pose.distance_to(x, y) for t in ticks)
+        assert nearest < 0.8, (x, y, nearest)
+    passed = [t.output.values.get('waypoints_passed', 0) for t in ticks]
+    assert passed == sorted(passed) and passed[-2] >= 2
+
+
+def test_goes_around_a_box_on_the_route() -> None:
+    world = World(obstacles=[Box(4.0, -0.6, 4.6, 0.6)])
+    ticks = drive(planner_to(10.0, 0.0), world, START, duration=40.0)
+    assert ticks[-1].output.state == 'arrived'
+    assert closest_approach(world, ticks) >= 0.1
+    assert_commands_within_limits(ticks)
+
+
+def _wall_with_gap(gap: float) -> World:
+    """A wall across the whole sidewalk at x = 4 with one opening of ``gap`` metres."""
+    return World(obstacles=[Box(4.0, gap / 2.0, 4.3, 20.0), Box(4.0, -20.0, 4.3, -gap / 2.0)])
+
+
+def test_passes_through_a_gap_wider_than_the_robot() -> None:
+    world = _wall_with_gap(1.0)
+    ticks = drive(planner_to(9.0, 0.0), world, START, duration=40.0)
+    assert ticks[-1].output.state == 'arrived'
+    assert closest_approach(world, ticks) > 0.0
+
+
+def test_refuses_a_gap_narrower_than_the_robot_and_asks_for_help() -> None:
+    world = _wall_with_gap(0.5)
+    ticks = drive(planner_to(9.0, 0.0, stuck_timeout=8.0), world, START, duration=20.0)
+    assert all(t.pose.x < 4.0 - LENGTH / 2.0 for t in ticks)
+    assert closest_approach(world, ticks) >= CONFIG.clearance_margin - 0.02
+    states = [t.output.state for t in ticks]
+    assert 'arrived' not in states
+    requests = [t.output.assist for t in ticks if t.output.assist is not None]
+    assert len(requests) == 1 and requests[0].status == 'requested'
+    assert 'operator' in ticks[-1].output.reason and states[-1] == 'blocked'
+    assert ticks[-1].output.linear == 0.0
+
+
+def test_stops_for_an_obstacle_that_appears_on_the_path() -> None:
+    world = World()
+
+    def box_appears(now: float, world: World) -> None:
+        if now >= 104.0 and not world.obstacles:
+            world.obstacles.append(Box(7.5, -20.0, 8.0, 20.0))  # about 2.5 m ahead by then
+
+    ticks = drive(planner_to(15.0, 0.0), world, START, duration=15.0, world_update=box_appears)
+    assert max(t.output.linear for t in ticks if t.time < 104.0) >= 1.0
+    after = [t for t in ticks if t.time >= 104.0]
+    assert closest_approach(world, after) >= CONFIG.clearance_margin - 0.02
+    assert after[-1].output.linear == 0.0 and after[-1].output.state == 'blocked'
+    for tick in after:
+        front_gap = world.footprint_clearance(tick.pose, LENGTH, WIDTH)
+        assert tick.output.linear <= monitor_allowed_speed(front_gap) + 1e-6, tick
+
+
+def test_slows_down_near_unknown_cells_but_not_for_its_blind_spot() -> None:
+    def speeds(world: World) -> list[tuple[float, float]]:
+        ticks = drive(planner_to(12.0, 0.0), world, START, duration=12.0, until_arrived=False)
+        return [(t.pose.x, t.output.linear) for t in ticks]
+
+    clear = speeds(World(blind_x=0.6))  # the camera's blind spot around the robot
+    fog = speeds(World(unknown=[Box(3.5, -20.0, 40.0, 20.0)]))
+    assert all(v == pytest.approx(CONFIG.cruise_speed) for x, v in clear if 2.5 <= x <= 3.5)
+    approaching = [v for x, v in fog if 2.5 <= x <= 3.5]
+    assert approaching and max(approaching) < 0.9 * CONFIG.cruise_speed
+    # Inside the fog only the blind spot (unknown_blind_distance) counts as seen: the robot
+    # goes no faster than it could stop within it (about 0.4 m/s), but keeps going.
+    inside = [v for x, v in fog if x > 4.0]
+    assert inside and max(inside) <= 0.45 and min(inside) >= 0.2
+
+
+def test_uncertain_obstacles_slow_the_robot_without_blocking_it() -> None:
+    haze = World(obstacles=[Box(4.0, -20.0, 4.3, 20.0)], obstacle_probability=30)
+    ticks = drive(planner_to(9.0, 0.0), haze, START, duration=40.0)
+    assert ticks[-1].output.state == 'arrived'
+    crossing = [t.output.linear for t in ticks if 3.3 <= t.pose.x <= 4.3]
+    assert crossing and max(crossing) <= CONFIG.creep_speed + 1e-9
+
+
+def test_yields_to_a_pedestrian_and_goes_on_when_they_leave() -> None:
+    walls = [Box(-5.0, 0.75, 30.0, 1.0), Box(-5.0, -1.0, 30.0, -0.75)]  # a 1.5 m sidewalk
+    world = World(obstacles=list(walls), pedestrians=[Box(5.0, -0.3, 5.4, 0.1)])
+
+    def pedestrian_leaves(now: float, world: World) -> None:
+        if now >= 115.0:
+            world.pedestrians.clear()
+
+    ticks = drive(planner_to(10.0, 0.0), world, START, duration=40.0,
+                  world_update=pedestrian_leaves)
+    waiting = [t for t in ticks if 110.0 <= t.time < 115.0]
+    assert all(t.output.state == 'waiting' and t.output.linear == 0.0 for t in waiting)
+    assert 'pedestrian' in waiting[-1].output.reason
+    with_pedestrian = [t for t in ticks if t.time < 115.0]
+    pedestrian = World(pedestrians=[Box(5.0, -0.3, 5.4, 0.1)])
+    gap = min(pedestrian.footprint_clearance(t.pose, LENGTH, WIDTH) for t in with_pedestrian)
+    assert gap >= CONFIG.pedestrian_keep_out - 0.1
+    assert ticks[-1].output.state == 'arrived'
+
+
+def test_asks_for_help_when_blocked_and_resumes_when_the_way_clears() -> None:
+    world = World(obstacles=[Box(3.0, -20.0, 3.3, 20.0)])
+
+    def wall_removed(now: float, world: World) -> None:
+        if now >= 120.0:
+            world.obstacles.clear()
+
+    ticks = drive(planner_to(8.0, 0.0, stuck_timeout=10.0), world, START, duration=40.0,
+                  world_update=wall_removed)
+    requests = [(t.time, t.output.assist) for t in ticks if t.output.assist is not None]
+    assert [r.status for _, r in requests] == ['requested', 'resolved']
+    requested_at, request = requests[0]
+    assert 108.0 < requested_at < 120.0
+    assert request.reason == 'path blocked by an obstacle' and request.goal == (8.0, 0.0)
+    assert all(t.output.state == 'blocked' and t.output.linear == 0.0
+               for t in ticks if requested_at <= t.time < 120.0)
+    assert ticks[-1].output.state == 'arrived'

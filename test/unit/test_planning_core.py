@@ -1,0 +1,265 @@
+"""Planner core pieces: configuration, grids, routes, input checks and command limits."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidewalk_robot.config import load_config
+from sidewalk_robot.planning.config import PlannerConfig
+from sidewalk_robot.planning.geometry import FootprintCircles, Pose2D
+from sidewalk_robot.planning.grid import GridFields, LocalGrid
+from sidewalk_robot.planning.local_planner import stopping_distance
+from sidewalk_robot.planning.planner import Odometry, Planner
+from sidewalk_robot.planning.route import Route, RouteProgress
+from sidewalk_robot.planning.synthetic import Box, World
+
+CONFIG = PlannerConfig()
+YAML = Path(__file__).resolve().parents[2] / 'config' / 'planner.yaml'
+ORIGIN = Pose2D(-1.0, -4.0, 0.0)
+
+
+def test_yaml_sets_every_parameter_to_the_documented_defaults() -> None:
+    text = YAML.read_text()
+    for field in dataclasses.fields(PlannerConfig):
+        assert f'    {field.name}:' in text, f'{field.name} missing from planner.yaml'
+    assert load_config(PlannerConfig, YAML) == CONFIG
+
+
+def test_limits_match_the_safety_monitor_defaults() -> None:
+    assert (CONFIG.max_linear_speed, CONFIG.max_reverse_speed, CONFIG.max_angular_speed,
+            CONFIG.max_linear_accel) == (1.5, 0.3, 1.5, 1.0)
+    speeds = np.linspace(0.05, CONFIG.cruise_speed, 24)
+    # Stopping CONFIG.clearance_margin before an obstacle with the planner's own margins
+    # leaves the monitor's v*0.3 + v^2/3 + 0.25 satisfied at every speed.
+    monitor = speeds * 0.3 + speeds ** 2 / 3.0 + 0.25
+    assert np.all(stopping_distance(speeds, CONFIG) + CONFIG.clearance_margin >= monitor)
+    assert stopping_distance(np.array([0.0]), CONFIG)[0] == 0.0
+
+
+def test_inconsistent_speeds_are_refused() -> None:
+    with pytest.raises(ValueError, match='cruise_speed'):
+        Planner(PlannerConfig(cruise_speed=1.4, max_linear_speed=1.0))
+
+
+@pytest.mark.parametrize('data, width, height, resolution, message', [
+    ([0] * 10, 4, 4, 0.1, 'expected 4 x 4'),
+    ([0, 101, 0, 0], 2, 2, 0.1, 'outside -1..100'),
+    ([0] * 4, 2, 2, float('nan'), 'resolution'),
+    ([], 0, 0, 0.1, 'empty'),
+])
+def test_bad_grids_are_rejected_with_a_reason(data, width, height, resolution, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        LocalGrid.from_occupancy(data, width, height, resolution, ORIGIN, 1.0, 'base_link')
+
+
+def test_geometry_is_read_from_the_grid_not_assumed() -> None:
+    circles = FootprintCircles.covering(CONFIG.footprint_length, CONFIG.footprint_width)
+    resolution, width, height = 0.05, 120, 200
+    origin = Pose2D(-0.5, -5.0, 0.0)
+    values = np.zeros((height, width), dtype=int)
+    column = int((2.0 - origin.x) / resolution)
+    values[:, column] = 100  # a wall across at x = 2.0 m
+    grid = LocalGrid.from_occupancy(values.ravel(), width, height, resolution, origin, 1.0,
+                                    'base_link')
+    fields = GridFields(grid, None, CONFIG, circles)
+    samples = fields.sample(np.array([0.0, 1.0]), np.array([0.0, 0.0]), np.array([0.0, 0.0]))
+    # The circles reach a little past the bumper (x + 0.35); the wall cell starts at 2.0 m.
+    reach = float(np.max(circles.offsets_x)) + circles.radius
+    assert 0.35 <= reach <= 0.45
+    assert samples.obstacle_clearance[0] == pytest.approx(2.0 - reach, abs=0.06)
+    assert samples.obstacle_clearance[1] == pytest.approx(1.0 - reach, abs=0.06)
+
+
+def test_footprint_circles_cover_the_rectangle_snugly() -> None:
+    circles = FootprintCircles.covering(0.70, 0.55)
+    xs, ys = np.meshgrid(np.linspace(-0.35, 0.35, 29), np.linspace(-0.275, 0.275, 23))
+    inside_some = np.zeros(xs.shape, dtype=bool)
+    for cx, cy in zip(circles.offsets_x, circles.offsets_y):
+        inside_some |= np.hypot(xs - cx, ys - cy) <= circles.radius + 1e-9
+    assert inside_some.all()
+    assert np.max(np.abs(circles.offsets_y)) + circles.radius < 0.275 + 0.05
+
+
+def test_route_offsets_to_the_right_and_tapers_into_the_goal() -> None:
+    route = Route([(0.0, 0.0), (10.0, 0.0)])
+    x, y, heading = route.points_at(np.array([5.0, 10.0]), right_offset=0.3, taper=2.0)
+    assert (x[0], y[0], heading[0]) == pytest.approx((5.0, -0.3, 0.0))
+    assert (x[1], y[1]) == pytest.approx((10.0, 0.0))
+
+
+def test_route_progress_moves_forward_waypoint_by_waypoint() -> None:
+    progress = RouteProgress(Route([(0.0, 0.0), (4.0, 0.0), (4.0, 4.0)]))
+    assert progress.update(Pose2D(2.0, 0.3, 0.0)) == pytest.approx(2.0)
+    assert progress.waypoints_passed == 0
+    progress.update(Pose2D(4.2, 1.0, 1.57))
+    assert progress.s == pytest.approx(5.0) and progress.waypoints_passed == 1
+    progress.update(Pose2D(3.0, 0.0, 0.0))  # drifting back does not undo progress
+    assert progress.s == pytest.approx(5.0)
+    assert progress.remaining == pytest.approx(3.0)
+
+
+def test_a_lone_goal_is_a_route() -> None:
+    route = Route([(3.0, 4.0)])
+    assert route.goal == (3.0, 4.0) and route.length == 0.0
+    with pytest.raises(ValueError, match='not finite'):
+        Route([(0.0, 0.0), (math.nan, 1.0)])
+    with pytest.raises(ValueError, match='no waypoints'):
+        Route([])
+
+
+def feed(planner: Planner, world: World, pose: Pose2D, now: float, linear: float = 0.0,
+         grid_time: float | None = None) -> None:
+    planner.set_odometry(Odometry(now, 'odom', pose, linear, 0.0), now)
+    obstacles, pedestrians = world.render(pose, now if grid_time is None else grid_time)
+    planner.set_obstacle_grid(obstacles, now)
+    planner.set_pedestrian_grid(pedestrians, now)
+
+
+def ready_planner(**overrides) -> Planner:
+    planner = Planner(PlannerConfig(**overrides))
+    planner.set_goal(10.0, 0.0, 'odom', 0.0)
+    return planner
+
+
+def test_idle_without_a_goal_and_waiting_without_inputs() -> None:
+    planner = Planner(CONFIG)
+    output = planner.step(1.0)
+    assert (output.state, output.linear, output.angular) == ('idle', 0.0, 0.0)
+    planner.set_goal(5.0, 0.0, 'odom', 1.0)
+    output = planner.step(1.1)
+    assert output.state == 'waiting' and 'odometry' in output.reason
+    planner.set_odometry(Odometry(1.2, 'odom', Pose2D(0.0, 0.0, 0.0), 0.0, 0.0), 1.2)
+    output = planner.step(1.2)
+    assert output.state == 'waiting' and 'obstacle grid' in output.reason
+
+
+@pytest.mark.parametrize('stale', ['grid', 'odom'])
+def test_stale_inputs_command_zero_and_say_why(stale: str) -> None:
+    planner = ready_planner()
+    world = World()
+    for index in range(20):
+        now = 1.0 + 0.1 * index
+        feed(planner, world, Pose2D(0.0, 0.0, 0.0), now)
+        output = planner.step(now)
+    assert output.state == 'driving' and output.linear > 0.0
+    later = now + 1.0
+    if stale == 'grid':
+        planner.set_odometry(Odometry(later, 'odom', Pose2D(0.0, 0.0, 0.0), 0.0, 0.0), later)
+    else:
+        obstacles, pedestrians = world.render(Pose2D(0.0, 0.0, 0.0), later)
+        planner.set_obstacle_grid(obstacles, later)
+        planner.set_pedestrian_grid(pedestrians, later)
+    output = planner.step(later)
+    assert (output.linear, output.angular, output.state) == (0.0, 0.0, 'waiting')
+    assert 'stale' in output.reason and output.level == 'ERROR'
+
+
+def test_missing_pedestrian_grid_stops_unless_not_required() -> None:
+    for required in (True, False):
+        planner = ready_planner(require_pedestrian_grid=required)
+        obstacles, _ = World().render(Pose2D(0.0, 0.0, 0.0), 1.0)
+        planner.set_odometry(Odometry(1.0, 'odom', Pose2D(0.0, 0.0, 0.0), 0.0, 0.0), 1.0)
+        planner.set_obstacle_grid(obstacles, 1.0)
+        output = planner.step(1.0)
+        assert (output.state == 'driving') is not required, output
+
+
+def test_bad_inputs_are_rejected_and_leave_the_robot_safe() -> None:
+    planner = Planner(CONFIG)
+    assert 'frame' in planner.set_goal(1.0, 2.0, 'map', 0.0)
+    assert planner.step(0.1).state == 'idle' and 'frame' in planner.step(0.1).reason
+    assert 'not finite' in planner.set_goal(math.nan, 2.0, 'odom', 0.0)
+    assert 'no waypoints' in planner.set_route([], 'odom', 0.0)
+    assert planner.set_goal(5.0, 0.0, 'odom', 0.0) is None
+    pose = Pose2D(0.0, 0.0, 0.0)
+    assert 'not finite' in planner.set_odometry(Odometry(1.0, 'odom', Pose2D(math.nan, 0, 0),
+                                                         0.0, 0.0), 1.0)
+    assert planner.set_odometry(Odometry(1.0, 'odom', pose, 0.0, 0.0), 1.0) is None
+    assert 'backwards' in planner.set_odometry(Odometry(0.5, 'odom', pose, 0.0, 0.0), 1.0)
+    assert 'future' in planner.set_odometry(Odometry(9.0, 'odom', pose, 0.0, 0.0), 1.0)
+    obstacles, _ = World().render(pose, 1.0)
+    wrong_frame = dataclasses.replace(obstacles, frame_id='camera_link')
+    assert 'frame' in planner.set_obstacle_grid(wrong_frame, 1.0)
+    odd_geometry = dataclasses.replace(obstacles, resolution=0.2)
+    planner.set_obstacle_grid(obstacles, 1.0)
+    planner.set_pedestrian_grid(odd_geometry, 1.0)
+    output = planner.step(1.0)
+    assert output.linear == 0.0 and 'geometry' in output.reason
+
+
+def test_a_clock_that_jumps_back_does_not_lock_the_planner_out() -> None:
+    planner = ready_planner()
+    world = World()
+    feed(planner, world, Pose2D(0.0, 0.0, 0.0), 50.0)
+    assert planner.step(50.0).state == 'driving'
+    feed(planner, world, Pose2D(0.0, 0.0, 0.0), 2.0)  # the simulation restarted
+    output = planner.step(2.0)
+    assert output.state == 'driving', output.reason
+    assert 'last_input_error' not in output.values
+
+
+def test_obstacle_suddenly_inside_the_stopping_distance_stops_at_once() -> None:
+    planner = ready_planner()
+    world = World()
+    pose = Pose2D(0.0, 0.0, 0.0)
+    for index in range(30):
+        now = 1.0 + 0.1 * index
+        feed(planner, world, pose, now, linear=planner.step(now - 0.1).linear if index else 0.0)
+    speed = planner.step(now).linear
+    assert speed >= 1.0
+    world.obstacles.append(Box(1.0, -5.0, 1.3, 5.0))  # 0.65 m in front of the bumper
+    feed(planner, world, pose, now + 0.1, linear=speed)
+    output = planner.step(now + 0.1)
+    assert (output.linear, output.angular, output.state) == (0.0, 0.0, 'blocked')
+    assert 'stopping distance' in output.reason
+
+
+def test_grid_latency_is_compensated_with_odometry() -> None:
+    world = World(obstacles=[Box(3.0, -0.2, 3.4, 0.6)])
+    moved = Pose2D(0.0, 0.0, 0.0)
+    now = 2.0
+
+    def plan(grid_pose: Pose2D, grid_time: float) -> tuple[float, float]:
+        planner = ready_planner()
+        planner.set_odometry(Odometry(grid_time, 'odom', grid_pose, 0.8, 0.0), grid_time)
+        planner.set_odometry(Odometry(now, 'odom', moved, 0.8, 0.0), now)
+        obstacles, pedestrians = world.render(grid_pose, grid_time)
+        planner.set_obstacle_grid(obstacles, now)
+        planner.set_pedestrian_grid(pedestrians, now)
+        output = planner.step(now)
+        return output.linear, output.angular
+
+    fresh = plan(moved, now)
+    late = plan(Pose2D(-0.25, 0.1, 0.1), now - 0.3)  # taken 0.3 s ago, a little behind
+    assert late == pytest.approx(fresh, abs=0.16)
+    assert fresh[1] != 0.0  # the box is not symmetric: the robot does steer
+
+
+@settings(max_examples=25, deadline=None)
+@given(boxes=st.lists(st.tuples(st.floats(0.5, 6.0), st.floats(-3.0, 3.0), st.floats(0.1, 1.5),
+                                st.floats(0.1, 1.5)), max_size=6),
+       speed=st.floats(0.0, 1.5), turn=st.floats(-1.5, 1.5),
+       probability=st.integers(0, 100))
+def test_every_command_is_within_the_limits(boxes, speed, turn, probability) -> None:
+    world = World(obstacles=[Box(x, y, x + dx, y + dy) for x, y, dx, dy in boxes],
+                  obstacle_probability=probability)
+    planner = ready_planner(velocity_tracking_tolerance=0.0)  # plan from the measured speed
+    pose = Pose2D(0.0, 0.0, 0.0)
+    planner.set_odometry(Odometry(1.0, 'odom', pose, speed, turn), 1.0)
+    obstacles, pedestrians = world.render(pose, 1.0)
+    planner.set_obstacle_grid(obstacles, 1.0)
+    planner.set_pedestrian_grid(pedestrians, 1.0)
+    output = planner.step(1.0)
+    v, w = output.linear, output.angular
+    assert 0.0 <= v <= CONFIG.max_linear_speed and abs(w) <= CONFIG.max_angular_speed
+    assert abs(v * w) <= CONFIG.max_lateral_accel + 1e-6
+    if (v, w) != (0.0, 0.0):
+        assert v - speed <= CONFIG.max_linear_accel / CONFIG.control_rate + 1e-9
+        assert speed - v <= CONFIG.max_linear_accel / CONFIG.control_rate + 1e-9
+        assert output.state == 'driving' and output.path

@@ -1,0 +1,145 @@
+"""Scenario files, success criteria and the suite's outputs (table, result.json, JUnit)."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from sidewalk_robot.simulation.scenario import apply_scenario
+from sidewalk_robot.simulation.scenario import load_scenario as load_overlay
+from sidewalk_robot.simulation.world import available_worlds, load_world
+from sidewalk_robot.system.faults import FAULT_TYPES
+from sidewalk_robot.system.metrics import RunSummary
+from sidewalk_robot.system.scenarios import (SuccessCriteria, load_scenario, load_suite,
+                                             parse_success)
+from sidewalk_robot.system.suite_report import (ScenarioResult, group_figures, junit_xml,
+                                                results_table, system_report_markdown,
+                                                write_suite_outputs)
+
+
+def summary(**changes) -> RunSummary:
+    values = dict(arrived=True, time_to_goal_s=30.0, mission_time_s=30.0, distance_m=30.0,
+                  mean_speed_mps=1.0, max_speed_mps=1.2, min_clearance_m=0.4,
+                  min_clearance_obstacle='pole', final_distance_to_goal_m=0.3, vetoes=0,
+                  vetoes_by_reason={}, vetoes_per_100m=0.0, limits=0, limits_by_reason={},
+                  collisions=0, collided_with=[])
+    values.update(changes)
+    return RunSummary(**values)
+
+
+def test_the_suite_has_at_least_12_valid_scenarios_covering_every_fault() -> None:
+    suite = load_suite()
+    assert len(suite) >= 12
+    faults_covered = {fault.type for scenario in suite for fault in scenario.faults}
+    assert faults_covered == set(FAULT_TYPES)
+    assert sum(scenario.fault_group == 'healthy' for scenario in suite) >= 6
+    worlds = set(available_worlds())
+    for scenario in suite:
+        assert scenario.world in worlds, scenario.name
+        assert scenario.success.max_collisions == 0, f'{scenario.name}: every run must be safe'
+        overlay = load_overlay(scenario.path)  # the simulator accepts the same file
+        apply_scenario(load_world(overlay.world), overlay)
+
+
+def test_load_suite_selects_by_name_and_rejects_unknown_names() -> None:
+    assert [s.name for s in load_suite(only=['pole_in_path'])] == ['pole_in_path']
+    with pytest.raises(ValueError, match='unknown scenario'):
+        load_suite(only=['no_such_scenario'])
+
+
+def write_scenario(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(text, encoding='utf-8')
+    return path
+
+
+@pytest.mark.parametrize('text, message', [
+    ('name: a\nworld: w\ncolour: red\n', 'unknown keys'),
+    ('world: w\n', '"name"'),
+    ('name: a\nworld: w\nseed: x\n', 'seed'),
+    ('name: a\nworld: w\ntimeout: -3\n', 'positive'),
+    ('name: a\nworld: w\nfaults: [{type: meteor}]\n', 'unknown fault type'),
+    ('name: a\nworld: w\nsuccess: {arrive: maybe}\n', 'arrive'),
+    ('name: a\nworld: w\nsuccess: {speedy: true}\n', 'unknown success keys'),
+    ('name: a\nworld: w\nsuccess: {max_collisions: -1}\n', 'max_collisions'),
+    ('- just a list\n', 'mapping'),
+    ('name: [unclosed\n', 'not valid YAML'),
+])
+def test_bad_scenarios_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_scenario(write_scenario(tmp_path, text))
+
+
+def test_missing_scenario_file() -> None:
+    with pytest.raises(FileNotFoundError):
+        load_scenario('/no/such/scenario.yaml')
+
+
+def test_success_criteria() -> None:
+    default = SuccessCriteria()
+    assert default.failures(summary()) == []
+    assert 'did not arrive (4.0 m from the goal)' in default.failures(
+        summary(arrived=False, final_distance_to_goal_m=4.0))
+    assert default.failures(summary(collisions=1, collided_with=['pole'])) == [
+        '1 collision(s) with pole (allowed 0)']
+    blocked = parse_success({'arrive': False}, Path('x'))
+    assert blocked.failures(summary(arrived=False)) == []
+    assert blocked.failures(summary()) == ['arrived although the goal should be unreachable']
+    either = parse_success({'arrive': None, 'expect_veto_reasons': ['obstacle']}, Path('x'))
+    assert either.failures(summary(arrived=False, vetoes_by_reason={'obstacle_stop': 2})) == []
+    assert 'no safety veto' in either.failures(summary(vetoes_by_reason={'scan_stale': 1}))[0]
+    strict = parse_success({'min_clearance_m': 0.5, 'max_time_s': 20,
+                            'max_vetoes_per_100m': 1.0}, Path('x'))
+    assert len(strict.failures(summary(vetoes_per_100m=3.0))) == 3
+
+
+def results() -> list[ScenarioResult]:
+    return [
+        ScenarioResult('clear', 'healthy', 'd', True, [], summary(), 'runs/a', 50.0),
+        ScenarioResult('pole', 'healthy', 'd', False, ['did not arrive'],
+                       summary(arrived=False, time_to_goal_s=None, distance_m=10.0,
+                               mission_time_s=20.0, vetoes=2), 'runs/b', 60.0),
+        ScenarioResult('blind', 'perception_blind', 'd', True, [],
+                       summary(arrived=False, time_to_goal_s=None, distance_m=8.0,
+                               mission_time_s=40.0, vetoes=1), 'runs/c', 70.0),
+        ScenarioResult('broken', 'camera_frozen', 'd', False, ['sim died'], None, 'runs/d', 5.0,
+                       error='sim died'),
+    ]
+
+
+def test_group_figures_per_fault() -> None:
+    healthy, blind, frozen = sorted(group_figures(results()),
+                                    key=lambda f: ['healthy', 'perception_blind',
+                                                   'camera_frozen'].index(f.group))
+    assert healthy.group == 'healthy' and healthy.runs == 2
+    assert healthy.success_rate == 0.5 and healthy.arrival_rate == 0.5
+    assert healthy.vetoes_per_100m == pytest.approx(100 * 2 / 40)
+    assert healthy.mean_speed_mps == pytest.approx(40 / 50)
+    assert healthy.mean_time_to_goal_s == pytest.approx(30.0)
+    assert blind.mean_time_to_goal_s is None and blind.collisions == 0
+    assert frozen.runs == 1 and frozen.success_rate == 0.0 and frozen.mean_speed_mps is None
+    assert group_figures(results())[0].group == 'healthy'
+
+
+def test_table_markdown_and_junit() -> None:
+    table = results_table(results())
+    assert 'clear' in table and 'FAIL' in table and '- did not arrive' in table
+    markdown = system_report_markdown(group_figures(results()))
+    assert markdown.count('\n') == 4 and '| healthy | 2 | 50% |' in markdown
+    suite = ElementTree.fromstring(junit_xml(results()))
+    assert suite.get('tests') == '4' and suite.get('failures') == '1' and suite.get('errors') == '1'
+    cases = {case.get('name'): case for case in suite.iter('testcase')}
+    assert cases['pole'].find('failure').get('message') == 'did not arrive'
+    assert cases['broken'].find('error') is not None
+    assert cases['clear'].find('failure') is None
+
+
+def test_suite_outputs_are_written(tmp_path: Path) -> None:
+    paths = write_suite_outputs(results(), tmp_path / 'suite')
+    data = json.loads(paths['result'].read_text())
+    assert data['passed'] == 2 and data['total'] == 4
+    assert data['scenarios'][0]['summary']['arrived'] is True
+    assert data['system_report'][0]['group'] == 'healthy'
+    assert all(path.is_file() for path in paths.values())
