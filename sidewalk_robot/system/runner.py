@@ -200,9 +200,9 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
             say(f'run folder {run_dir} (ROS_DOMAIN_ID={domain_id}); waiting for '
                 f'{", ".join(spec.label for spec in plan.nodes)}')
             error = session.wait_until_ready(processes, options.startup_timeout_s)
+            (run_dir / 'graph.json').write_text(json.dumps(session.graph_snapshot(), indent=1),
+                                                encoding='utf-8')
             if error is None:
-                (run_dir / 'graph.json').write_text(json.dumps(session.graph_snapshot(), indent=1),
-                                                    encoding='utf-8')
                 goal_xyyaw = goal_in_odom(start_pose, goal_pose)
                 route = [world_to_odom(start_pose, x, y) for x, y in world.route]
                 mission_start = session.send_goal(goal_xyyaw, route)
