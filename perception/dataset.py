@@ -211,3 +211,58 @@ def load_split(dataset_dir: Path, split: str, worlds: Sequence[str] | None = Non
         raise ValueError(f'dataset {dataset_dir} has no {split!r} frames'
                          + (f' for worlds {list(worlds)}' if worlds else ''))
     return Frames.concatenate(parts)
+
+
+class ShardWriter:
+    """Writes frames as shards of one world and split, then the card that describes them.
+
+    The simulator generator uses it, and so can recorded data: label your images, wrap them in
+    ``Frames`` (depth inf, footprint and layout empty when unknown; the BEV metrics then need
+    rendered data) and ``add`` them under a world name and split.
+    """
+
+    def __init__(self, folder: Path, shard_size: int) -> None:
+        self.folder = Path(folder)
+        self.shard_size = shard_size
+        self.shards: list[dict[str, Any]] = []
+        self._buffers: dict[tuple[str, str], list[Frames]] = {}
+        self._counts: dict[str, np.ndarray] = {}
+
+    def add(self, world: str, split: str, frames: Frames) -> None:
+        if split not in SPLITS:
+            raise ValueError(f'unknown split {split!r} (expected one of {", ".join(SPLITS)})')
+        self._counts.setdefault(split, np.zeros(len(CLASS_NAMES), dtype=np.int64))
+        self._counts[split] += label_counts(frames.label)
+        buffer = self._buffers.setdefault((world, split), [])
+        buffer.append(frames)
+        if sum(len(part) for part in buffer) >= self.shard_size:
+            self._flush(world, split)
+
+    def _flush(self, world: str, split: str) -> None:
+        parts = self._buffers.pop((world, split), [])
+        if not parts:
+            return
+        frames = Frames.concatenate(parts)
+        index = sum(1 for s in self.shards if s['world'] == world and s['split'] == split)
+        name = f'{split}/{world}_{index:03d}.npz'
+        sha = write_shard(self.folder / name, frames)
+        self.shards.append({'file': name, 'world': world, 'split': split, 'frames': len(frames),
+                            'sha256': sha})
+
+    def finish(self, **card_fields: Any) -> dict[str, Any]:
+        """Flush what is buffered and write ``card.json`` (``card_fields`` added to it)."""
+        for world, split in list(self._buffers):
+            self._flush(world, split)
+        frame_counts: dict[str, dict[str, int]] = {}
+        for shard in self.shards:
+            per_split = frame_counts.setdefault(shard['split'], {})
+            per_split[shard['world']] = per_split.get(shard['world'], 0) + shard['frames']
+        card = {**card_fields,
+                'frames': frame_counts,
+                'class_balance': {split: class_balance(count) for split, count in self._counts.items()},
+                'classes': list(CLASS_NAMES),
+                'shards': self.shards,
+                'content_hash': content_hash({s['file']: s['sha256'] for s in self.shards})}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / CARD_FILE).write_text(json.dumps(card, indent=2) + '\n', encoding='utf-8')
+        return card

@@ -10,7 +10,6 @@ calibration and model selection.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -22,12 +21,10 @@ import cv2
 import numpy as np
 
 from sidewalk_robot.config import describe
-from sidewalk_robot.perception.dataset import (CARD_FILE, SHAPE_BOX, SHAPE_DISC, Frames,
-                                               LayoutItem, class_balance, content_hash,
-                                               downscale_depth, downscale_labels, label_counts,
-                                               rasterise_layout, write_shard)
+from sidewalk_robot.perception.dataset import (SHAPE_BOX, SHAPE_DISC, Frames, LayoutItem,
+                                               ShardWriter, downscale_depth, downscale_labels,
+                                               rasterise_layout)
 from sidewalk_robot.perception.geometry import GridGeometry
-from sidewalk_robot.perception.labels import CLASS_NAMES
 
 ROBOT_HEIGHT = 0.54
 """Bodies whose bottom is higher than the robot (sign boards, barrier panels) cannot be hit:
@@ -50,6 +47,10 @@ class GenerationConfig:
     shard_size: int = describe(200, 'frames per .npz shard', min=1)
     downscale: int = describe(2, 'stored image = rendered image / this (2: 160 x 120)', min=1)
     randomize: bool = describe(True, 'domain randomisation of each scene')
+    train_color_jitter: float = describe(
+        0.45, 'colour change of every body (+-, relative) in training scenes; wider than the '
+        "simulator's default so that the network cannot learn 'green = hedge' and must use "
+        'shape and context. Held-out scenes keep the simulator default.', min=0.0, max=1.0)
     lateral_offset: float = describe(0.6, 'largest robot offset from the route centre line [m]',
                                      min=0.0)
     heading_jitter: float = describe(0.35, 'largest robot heading change from the route [rad]',
@@ -169,7 +170,7 @@ def frames_from(rendered: list[RenderedFrame]) -> Frames:
 
 
 def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
-                   grid: GridGeometry) -> list[RenderedFrame]:
+                   grid: GridGeometry, held_out: bool = False) -> list[RenderedFrame]:
     from sidewalk_robot.simulation.headless import HeadlessSimulator
     from sidewalk_robot.simulation.randomization import RandomizationConfig
     from sidewalk_robot.simulation.scenario import scenario_from_dict
@@ -178,7 +179,10 @@ def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
     rng = np.random.default_rng(episode_seed)
     world = load_world(world_name)
     overlay = scenario_from_dict(random_overlay(world.route, config, rng, f'gen{episode_seed}'))
-    randomization = RandomizationConfig() if config.randomize else None
+    randomization = None
+    if config.randomize:
+        randomization = RandomizationConfig() if held_out else RandomizationConfig(
+            color_jitter=config.train_color_jitter)
     sample, _ = _route_sampler(world.route)
     rendered: list[RenderedFrame] = []
     with HeadlessSimulator(world, seed=episode_seed, randomization=randomization,
@@ -228,60 +232,27 @@ def generate_dataset(output: Path, config: GenerationConfig, grid: GridGeometry,
                 else 'train')
             jobs.append((world, split, episode_seed(config.seed, world_index, episode)))
 
-    shards: list[dict[str, Any]] = []
-    buffers: dict[tuple[str, str], list[RenderedFrame]] = {}
-    counts: dict[str, np.ndarray] = {}
+    writer = ShardWriter(output, config.shard_size)
     seeds: dict[str, list[int]] = {}
-
-    def flush(world: str, split: str) -> None:
-        frames = buffers.pop((world, split), [])
-        if not frames:
-            return
-        index = sum(1 for s in shards if s['world'] == world and s['split'] == split)
-        name = f'{split}/{world}_{index:03d}.npz'
-        sha = write_shard(output / name, frames_from(frames))
-        shards.append({'file': name, 'world': world, 'split': split, 'frames': len(frames),
-                       'sha256': sha})
-
     for world, split, seed in tqdm(jobs, desc='episodes', unit='scene', disable=not progress):
-        frames = episode_frames(world, seed, config, grid)
+        frames = episode_frames(world, seed, config, grid, held_out=split == 'held_out')
         seeds.setdefault(world, []).append(seed)
-        counts.setdefault(split, np.zeros(len(CLASS_NAMES), dtype=np.int64))
-        for frame in frames:
-            counts[split] += label_counts(frame.label)
-        buffers.setdefault((world, split), []).extend(frames)
-        if len(buffers[(world, split)]) >= config.shard_size:
-            flush(world, split)
-    for world, split in list(buffers):
-        flush(world, split)
+        writer.add(world, split, frames_from(frames))
 
     camera = load_robot_model('delivery_robot').camera
-    frame_counts: dict[str, dict[str, int]] = {}
-    for shard in shards:
-        per_split = frame_counts.setdefault(shard['split'], {})
-        per_split[shard['world']] = per_split.get(shard['world'], 0) + shard['frames']
-    card = {
-        'name': output.name,
-        'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-        'generator': 'sidewalk_robot.perception.generation',
-        'config': {key: list(v) if isinstance(v, tuple) else v
-                   for key, v in asdict(config).items()},
-        'worlds': {'train': list(config.train_worlds), 'held_out': list(config.held_out_worlds)},
-        'episode_seeds': seeds,
-        'frames': frame_counts,
-        'class_balance': {split: class_balance(count) for split, count in counts.items()},
-        'classes': list(CLASS_NAMES),
-        'image_size': [camera.width // config.downscale, camera.height // config.downscale],
-        'camera': {'width': camera.width, 'height': camera.height,
-                   'fx': camera.focal_length, 'fy': camera.focal_length,
-                   'cx': camera.width / 2, 'cy': camera.height / 2,
-                   'x': camera.pose.x, 'y': camera.pose.y, 'z': camera.pose.z,
-                   'roll': camera.pose.roll, 'pitch': camera.pose.pitch, 'yaw': camera.pose.yaw},
-        'grid': asdict(grid),
-        'robot_height': ROBOT_HEIGHT,
-        'shards': shards,
-        'content_hash': content_hash({s['file']: s['sha256'] for s in shards}),
-        'generation_seconds': round(time.monotonic() - started, 1),
-    }
-    (output / CARD_FILE).write_text(json.dumps(card, indent=2) + '\n', encoding='utf-8')
-    return card
+    return writer.finish(
+        name=output.name,
+        created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        generator='sidewalk_robot.perception.generation',
+        config={key: list(v) if isinstance(v, tuple) else v for key, v in asdict(config).items()},
+        worlds={'train': list(config.train_worlds), 'held_out': list(config.held_out_worlds)},
+        episode_seeds=seeds,
+        image_size=[camera.width // config.downscale, camera.height // config.downscale],
+        camera={'width': camera.width, 'height': camera.height,
+                'fx': camera.focal_length, 'fy': camera.focal_length,
+                'cx': camera.width / 2, 'cy': camera.height / 2,
+                'x': camera.pose.x, 'y': camera.pose.y, 'z': camera.pose.z,
+                'roll': camera.pose.roll, 'pitch': camera.pose.pitch, 'yaw': camera.pose.yaw},
+        grid=asdict(grid),
+        robot_height=ROBOT_HEIGHT,
+        generation_seconds=round(time.monotonic() - started, 1))

@@ -154,7 +154,7 @@ class PerceptionNode(Node):
         # Before the first /clock message sim time is 0 and no age can be judged.
         if now > 0.0 and abs(now - stamp) > self.config.max_image_age:
             self.counters.dropped_stale += 1
-            self.get_logger().warn(f'dropping image stamped {stamp:.3f}: {now - stamp:+.3f} s '
+            self.get_logger().warning(f'dropping image stamped {stamp:.3f}: {now - stamp:+.3f} s '
                                    f'from now (max age {self.config.max_image_age} s)',
                                    throttle_duration_sec=5.0)
             return

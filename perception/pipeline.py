@@ -68,6 +68,8 @@ def image_statistics(image: np.ndarray) -> ImageStatistics:
 def normalise(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, H, W) float tensor as the network expects."""
     batch = images[None] if images.ndim == 3 else images
+    if not batch.flags.writeable:  # torch wants to own writable memory (ROS buffers are not)
+        batch = batch.copy()
     tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)

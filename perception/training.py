@@ -101,6 +101,15 @@ def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generat
     flip = (torch.rand(count, generator=generator) < 0.5).to(device)
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
+    # Colour: mix the channels with a random matrix near identity (hue and saturation shifts),
+    # sometimes swap them or drop to grey, so that colour alone never decides the class.
+    mixing = torch.eye(3) + 0.15 * torch.randn(count, 3, 3, generator=generator)
+    swap = torch.rand(count, generator=generator) < 0.2
+    for index in torch.nonzero(swap).flatten().tolist():
+        mixing[index] = mixing[index][torch.randperm(3, generator=generator)]
+    grey = torch.rand(count, generator=generator) < 0.1
+    mixing[grey] = torch.full((3, 3), 1.0 / 3.0)
+    images = torch.einsum('nij,njhw->nihw', mixing.to(device), images)
     gain = uniform(0.65, 1.35, count, 1, 1, 1) * uniform(0.85, 1.15, count, 3, 1, 1)
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     contrast = uniform(0.7, 1.3, count, 1, 1, 1)

@@ -18,22 +18,24 @@ class PlannerConfig:
                                        min=0.1)
     footprint_width: float = describe(0.55, 'footprint width along y, centred on base_link [m]',
                                       min=0.1)
-    max_linear_speed: float = describe(1.5, 'forward speed cap, as the safety monitor [m/s]', min=0.0)
-    max_reverse_speed: float = describe(0.3, 'reverse speed cap, as the safety monitor; the planner '
-                                        'itself never reverses [m/s]', min=0.0)
+    max_linear_speed: float = describe(1.5, 'forward speed cap, as the safety monitor [m/s]',
+                                       min=0.0)
+    max_reverse_speed: float = describe(0.3, 'reverse speed cap, as the safety monitor; the '
+                                        'planner itself never reverses [m/s]', min=0.0)
     max_angular_speed: float = describe(1.5, 'yaw rate cap, as the safety monitor [rad/s]', min=0.0)
-    max_linear_accel: float = describe(1.0, 'linear acceleration cap, as the safety monitor [m/s^2]',
-                                       min=0.01)
+    max_linear_accel: float = describe(1.0, 'linear acceleration cap, as the safety monitor '
+                                       '[m/s^2]', min=0.01)
     max_angular_accel: float = describe(3.0, 'yaw acceleration the planner allows itself [rad/s^2]',
                                         min=0.01)
     max_lateral_accel: float = describe(1.2, 'cap on v * yaw rate, for comfort and stability '
                                         '[m/s^2]', min=0.01)
-    cruise_speed: float = describe(1.2, 'preferred forward speed on a clear sidewalk [m/s]', min=0.0)
+    cruise_speed: float = describe(1.2, 'preferred forward speed on a clear sidewalk [m/s]',
+                                   min=0.0)
 
     # Stopping distance (the planner's own, stricter than the monitor's v*0.3 + v^2/3 + 0.25)
     reaction_time: float = describe(0.5, 'latency assumed before braking starts [s]', min=0.0)
     braking_decel: float = describe(1.0, 'deceleration assumed when braking [m/s^2]', min=0.05)
-    stop_margin: float = describe(0.15, 'room left between the stopped footprint and the hard '
+    stop_margin: float = describe(0.20, 'room left between the stopped footprint and the hard '
                                   'clearance limit [m]', min=0.0)
     slowdown_distance: float = describe(2.0, 'below this arc to the clearance limit the speed cap '
                                         'ramps linearly from max_linear_speed down to 0 at '
@@ -48,14 +50,14 @@ class PlannerConfig:
                                           max=1.0)
     pedestrian_probability: float = describe(0.5, 'pedestrian probability at or above which a cell '
                                              'holds a pedestrian', min=0.01, max=1.0)
-    clearance_margin: float = describe(0.10, 'minimum gap between footprint and occupied cells [m]',
+    clearance_margin: float = describe(0.08, 'minimum gap between footprint and occupied cells [m]',
                                        min=0.0)
     comfort_clearance: float = describe(0.40, 'gap below which clearance costs and speed drops '
                                         'set in [m]', min=0.0)
     narrow_speed: float = describe(0.6, 'speed cap when the gap to obstacles is clearance_margin '
                                    '(rises to cruise at comfort_clearance) [m/s]', min=0.0)
-    pedestrian_keep_out: float = describe(0.5, 'gap the footprint keeps from pedestrians; the robot '
-                                          'yields rather than come closer [m]', min=0.0)
+    pedestrian_keep_out: float = describe(0.5, 'gap the footprint keeps from pedestrians; the '
+                                          'robot yields rather than come closer [m]', min=0.0)
     creep_speed: float = describe(0.3, 'speed allowed into unknown or uncertain cells [m/s]',
                                   min=0.0)
     unknown_blind_distance: float = describe(0.9, 'unknown cells with x below this (base_link) are '
@@ -67,9 +69,9 @@ class PlannerConfig:
     # Trajectory sampling
     horizon: float = describe(2.5, 'rollout horizon [s]', min=0.5, max=10.0)
     rollout_step: float = describe(0.125, 'rollout time step [s]', min=0.02, max=0.5)
-    linear_samples: int = describe(6, 'forward speed targets sampled in [0, cruise_speed]', min=2)
+    linear_samples: int = describe(5, 'forward speed targets sampled in [0, cruise_speed]', min=2)
     angular_samples: int = describe(11, 'yaw rate targets sampled in [-max, max]', min=3)
-    turn_durations: tuple[float, ...] = describe((0.6, 1.2), 'rollouts also turn only this long '
+    turn_durations: tuple[float, ...] = describe((0.8,), 'rollouts also turn only this long '
                                                  'and then straighten out [s]')
 
     # Cost weights
@@ -91,12 +93,12 @@ class PlannerConfig:
     turn_weight: float = describe(0.2, 'absolute yaw rate target, per max_angular_speed', min=0.0)
 
     # Route following
-    lookahead_distance: float = describe(3.0, 'distance along the route to the carrot point '
+    lookahead_distance: float = describe(2.5, 'distance along the route to the carrot point '
                                          '(shorter cuts fewer corners, longer looks further) [m]',
                                          min=0.2)
     keep_right_offset: float = describe(0.3, 'keep this far right of the route line [m]', min=0.0)
-    keep_right_taper: float = describe(2.0, 'the offset fades to zero over this distance before the '
-                                       'final goal [m]', min=0.01)
+    keep_right_taper: float = describe(2.0, 'the offset fades to zero over this distance before '
+                                       'the final goal [m]', min=0.01)
     goal_tolerance: float = describe(0.25, 'distance to the final goal that counts as arrived [m]',
                                      min=0.01)
     goal_approach_decel: float = describe(0.5, 'deceleration planned when approaching the goal '
@@ -108,7 +110,7 @@ class PlannerConfig:
     odom_timeout: float = describe(0.3, 'odometry older than this is stale [s]', min=0.01)
     future_stamp_tolerance: float = describe(0.2, 'stamps further than this in the future are '
                                              'rejected [s]', min=0.0)
-    velocity_tracking_tolerance: float = describe(0.3, 'when measured speed differs from the last '
+    velocity_tracking_tolerance: float = describe(0.2, 'when measured speed differs from the last '
                                                   'command by more, plan from the measured one '
                                                   '[m/s]', min=0.0)
     stuck_timeout: float = describe(20.0, 'without route progress this long, ask an operator for '

@@ -64,9 +64,10 @@ class FootprintCircles:
     radius: float
 
     @classmethod
-    def covering(cls, length: float, width: float, columns: int = 4) -> FootprintCircles:
+    def covering(cls, length: float, width: float, columns: int = 5) -> FootprintCircles:
         cell_length, cell_width = length / columns, width / 2.0
         xs = -length / 2.0 + cell_length * (np.arange(columns) + 0.5)
         ys = np.array([-cell_width / 2.0, cell_width / 2.0])
         grid_x, grid_y = np.meshgrid(xs, ys)
-        return cls(grid_x.ravel(), grid_y.ravel(), math.hypot(cell_length, cell_width) / 2.0)
+        return cls(grid_x.ravel().astype(np.float32), grid_y.ravel().astype(np.float32),
+                   math.hypot(cell_length, cell_width) / 2.0)

@@ -120,7 +120,8 @@ class GridFields:
         self.caution_distance = _distance_to(caution, resolution)
         self.unknown_distance = _distance_to(risky_unknown, resolution)
         if pedestrians is not None:
-            people = (pedestrians.probability >= config.pedestrian_probability) & ~pedestrians.unknown
+            people = ((pedestrians.probability >= config.pedestrian_probability)
+                      & ~pedestrians.unknown)
             self.pedestrian_distance = _distance_to(people, resolution)
         else:
             self.pedestrian_distance = np.full(obstacles.shape, FAR_AWAY, dtype=np.float32)
@@ -211,16 +212,33 @@ class GridFields:
         local_x, local_y = transform_points(grid.origin.inverse(), circle_x, circle_y)
         height, width = grid.shape
         # The padded border holds the outside values, so clipping into it needs no mask.
-        rows = np.clip(np.floor(local_y / grid.resolution).astype(np.int64) + 1, 0, height + 1)
-        cols = np.clip(np.floor(local_x / grid.resolution).astype(np.int64) + 1, 0, width + 1)
+        column_f, row_f = local_x / grid.resolution, local_y / grid.resolution
+        rows = np.clip(np.floor(row_f).astype(np.int64) + 1, 0, height + 1)
+        cols = np.clip(np.floor(column_f).astype(np.int64) + 1, 0, width + 1)
         cells = rows * self._padded_width + cols
 
         def layer(index: int) -> np.ndarray:
             return self._layers[index].take(cells)
 
+        # Clearances interpolate between cell centres: reading the nearest cell would be up to
+        # half a cell wrong, which decides whether the robot fits through a gap.
+        row_0, column_0 = np.floor(row_f - 0.5), np.floor(column_f - 0.5)
+        row_weight, column_weight = row_f - 0.5 - row_0, column_f - 0.5 - column_0
+        row_0 = np.clip(row_0.astype(np.int64) + 1, 0, height)
+        column_0 = np.clip(column_0.astype(np.int64) + 1, 0, width)
+        corner = row_0 * self._padded_width + column_0
+
+        def interpolated(index: int) -> np.ndarray:
+            values = self._layers[index]
+            top = ((1.0 - column_weight) * values.take(corner)
+                   + column_weight * values.take(corner + 1))
+            bottom = ((1.0 - column_weight) * values.take(corner + self._padded_width)
+                      + column_weight * values.take(corner + self._padded_width + 1))
+            return (1.0 - row_weight) * top + row_weight * bottom
+
         radius = circles.radius
-        obstacle = layer(_OBSTACLE).min(axis=-1) - radius
-        pedestrian = layer(_PEDESTRIAN).min(axis=-1) - radius
+        obstacle = interpolated(_OBSTACLE).min(axis=-1) - radius
+        pedestrian = interpolated(_PEDESTRIAN).min(axis=-1) - radius
         unknown_contact = layer(_UNKNOWN).min(axis=-1) < radius
         caution_contact = unknown_contact | (layer(_CAUTION).min(axis=-1) < radius)
         probability = layer(_PROBABILITY).max(axis=-1)

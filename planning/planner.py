@@ -30,6 +30,9 @@ STOPPED_SPEED = 0.02
 ROUTE_LINE_STEP = 0.2
 """Spacing of the keep-right line points the route cost measures against [m]."""
 
+CARROT_SLIDE = 3.0
+"""How much further along the route the carrot may move to get off an obstacle [m]."""
+
 
 @dataclass(frozen=True)
 class Odometry:
@@ -277,7 +280,9 @@ class Planner:
             'goal_distance_m': goal_distance, 'route_remaining_m': progress.remaining,
             'waypoints_passed': progress.waypoints_passed,
             'waypoints_total': len(progress.route.points), 'odom_age_s': odometry_age}
-        if self._arrived or goal_distance <= config.goal_tolerance:
+        # A route may pass near its own goal earlier on: only its last stretch can arrive.
+        near_the_end = progress.remaining <= config.lookahead_distance
+        if self._arrived or (goal_distance <= config.goal_tolerance and near_the_end):
             self._arrived = True
             return self._stop(ARRIVED, f'goal reached ({goal_distance:.2f} m away)', 'OK',
                               values=values)
@@ -293,7 +298,7 @@ class Planner:
         fields = self._grid_fields(now)
         grid_pose = self._history.pose_at(self._obstacles.stamp)
         robot_in_grid = grid_pose.inverse().compose(pose)
-        reference = self._route_reference(pose, goal_distance)
+        reference = self._route_reference(pose, goal_distance, fields, robot_in_grid)
         v0, w0 = self._current_velocity(odometry)
         plan = self.local_planner.plan(fields, robot_in_grid, v0, w0, reference)
         values.update({'progress_gain_m': plan.progress_gain,
@@ -362,12 +367,23 @@ class Planner:
             self._fields_key = (self._obstacles, pedestrians)
         return self._fields
 
-    def _route_reference(self, pose: Pose2D, goal_distance: float) -> RouteReference:
+    def _route_reference(self, pose: Pose2D, goal_distance: float, fields: GridFields,
+                         robot_in_grid: Pose2D) -> RouteReference:
         config, progress = self.config, self._progress
         route = progress.route
         offset = dict(right_offset=config.keep_right_offset, taper=config.keep_right_taper)
-        carrot_x, carrot_y, carrot_heading = route.points_at(
-            np.array([progress.s + config.lookahead_distance]), **offset)
+        # The carrot slides further along the route while it sits on an obstacle, so the
+        # wavefront leads past the obstacle rather than up to its near side.
+        candidates = progress.s + config.lookahead_distance + np.arange(
+            0.0, CARROT_SLIDE + 1e-9, ROUTE_LINE_STEP)
+        xs, ys, headings = route.points_at(candidates, **offset)
+        in_grid = robot_in_grid.compose(pose.inverse())
+        grid_x, grid_y = transform_points(in_grid, xs, ys)
+        rows, cols, inside = fields.cells_of(grid_x, grid_y)
+        free = ~inside | fields.passable[rows, cols]
+        first = int(np.argmax(free)) if free.any() else 0
+        carrot_x, carrot_y, carrot_heading = xs[first:first + 1], ys[first:first + 1], \
+            headings[first:first + 1]
         reach = config.cruise_speed * config.horizon + 0.5
         line_s = np.arange(max(progress.s - 0.5, 0.0),
                            min(progress.s + reach, route.length) + ROUTE_LINE_STEP,

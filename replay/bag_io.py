@@ -137,17 +137,9 @@ class BagWriter:
             raise BagError(f'cannot create bag {self.path}: {error}') from error
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def message_counts(self) -> dict[str, int]:
         with self._lock:
             return {topic: entry.count for topic, entry in self._topics.items()}
-
-    def has_topic(self, topic: str) -> bool:
-        with self._lock:
-            return topic in self._topics
 
     def add_topic(self, topic: str, msgtype: str, offered_qos: Sequence[Qos] = ()) -> None:
         """Declare a topic before writing to it; raises BagError for an unknown type."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rclpy.clock import Clock
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
@@ -81,8 +81,7 @@ class BagRecorder:
                  discovery_period_s: float = 0.5,
                  flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
                  exclude: Sequence[str] = EXCLUDED_BY_DEFAULT,
-                 clock: Clock | None = None, compress: bool = True,
-                 on_message: Callable[[str, int, bytes], None] | None = None) -> None:
+                 clock: Clock | None = None, compress: bool = True) -> None:
         self._node = node
         self.bag_path = Path(output_dir)
         if self.bag_path.is_dir() and not any(self.bag_path.iterdir()):
@@ -92,14 +91,16 @@ class BagRecorder:
         self._wanted = None if topics is None else tuple(dict.fromkeys(topics))
         self._exclude = set(exclude)
         self._clock = clock or node.get_clock()
-        self._on_message = on_message
         self._recorded: dict[str, _RecordedTopic] = {}
         self._pending: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._closed = False
         self.problems: list[str] = []
-        self._discovery_timer = node.create_timer(discovery_period_s, self.discover)
-        self._flush_timer = node.create_timer(flush_interval_s, self._writer.flush)
+        # Wall-clock timers: with use_sim_time, a simulator that stops must not stop discovery
+        # or leave received messages unflushed.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._discovery_timer = node.create_timer(discovery_period_s, self.discover, clock=steady)
+        self._flush_timer = node.create_timer(flush_interval_s, self._writer.flush, clock=steady)
         self.discover()
         # A caller that forgets close() (or exits on an exception) still gets a finished bag.
         atexit.register(_close_if_alive, weakref.ref(self))
@@ -186,13 +187,8 @@ class BagRecorder:
                 return
             pending, self._pending = self._pending, []
         for held_topic, held_data in pending:
-            self._write(held_topic, stamp, held_data)
-        self._write(topic, stamp, data)
-
-    def _write(self, topic: str, stamp: int, data: bytes) -> None:
+            self._writer.write(held_topic, stamp, held_data)
         self._writer.write(topic, stamp, data)
-        if self._on_message is not None:
-            self._on_message(topic, stamp, data)
 
     def _report(self, problem: str) -> None:
         self.problems.append(problem)

@@ -31,6 +31,7 @@ COMPARED_METRICS = (
     ('cmd_to_gated_s_p95', 'cmd->gated p95 [ms]', 'ms'),
     ('mean_planner_speed_mps', 'mean planner speed [m/s]', '{:.3f}'),
     ('mean_gated_speed_mps', 'mean gated speed [m/s]', '{:.3f}'),
+    ('max_gated_speed_mps', 'top gated speed [m/s]', '{:.3f}'),
     ('replay_max_lag_s', 'player max lag [s]', '{:.3f}'),
 )
 

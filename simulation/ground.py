@@ -17,9 +17,6 @@ from sidewalk_robot.simulation.world import StaticBody
 _FLAT_TOLERANCE = 1e-6
 GROUND_TOP_LIMIT = 0.05
 """Highest top surface [m] drawn as ground; anything taller is drawn as a solid."""
-LEVEL_MERGE = 0.03
-"""Tops closer than this [m] share one intersection plane (lane paint on a road, a lawn 2 cm
-below the sidewalk): the error is a few millimetres of depth, the saving a pass over the image."""
 
 
 def is_flat_ground(body: StaticBody) -> bool:
@@ -86,14 +83,10 @@ class GroundRenderer:
         meets the plane inside its outline came in through its side (a curb across the road)."""
         tops = [b.pose.z + b.geometry.size[2] / 2 for b in bodies]
         bottoms = [b.pose.z - b.geometry.size[2] / 2 for b in bodies]
-        heights: list[float] = []
-        for top in sorted(tops, reverse=True):
-            if not heights or heights[-1] - top > LEVEL_MERGE:
-                heights.append(top)
         levels = []
-        for height in heights:
+        for height in sorted({round(top, 6) for top in tops}, reverse=True):
             members = sorted((i for i in range(len(bodies))
-                              if tops[i] >= height - LEVEL_MERGE and bottoms[i] < height),
+                              if tops[i] >= height - 1e-6 and bottoms[i] < height),
                              key=lambda i: -tops[i])
             levels.append(_Level(height, [(i, *_outline(bodies[i])) for i in members]))
         return levels

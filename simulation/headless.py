@@ -7,8 +7,12 @@ and the contact is reported. This keeps runs deterministic for a seed and fast o
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +170,9 @@ class HeadlessSimulator:
         else:
             self.style = default_style(world, noise)
         self.world = world
+        self._static_truths = tuple(_truth(b.name, b.semantic, b.geometry, b.pose)
+                                    for b in world.bodies
+                                    if b.collides and not b.semantic.is_ground)
         self.time = 0.0
         start = world.start_pose
         self._drive = _DriveState(pose=Pose2D(*start))
@@ -189,7 +196,8 @@ class HeadlessSimulator:
 
     # ----------------------------------------------------------------- scene
     def _build_scene(self, world: World) -> _Scene:
-        client = BulletClient(connection_mode=pybullet.DIRECT)
+        with _stdout_silenced():  # PyBullet prints "argv[0]=" on every connection
+            client = BulletClient(connection_mode=pybullet.DIRECT)
         semantic_of: dict[int, int] = {}
         names: dict[int, str] = {}
         solid: set[int] = set()
@@ -393,10 +401,7 @@ class HeadlessSimulator:
 
     def obstacles(self) -> list[ObstacleTruth]:
         """Colliding non-ground bodies and pedestrians, posed now."""
-        truths = []
-        for body in self.world.bodies:
-            if body.collides and not body.semantic.is_ground:
-                truths.append(_truth(body.name, body.semantic, body.geometry, body.pose))
+        truths = list(self._static_truths)
         for uid, actor in self._scene.actors.values():
             position, orientation = self._scene.client.getBasePositionAndOrientation(uid)
             roll, pitch, yaw = self._scene.client.getEulerFromQuaternion(orientation)
@@ -497,6 +502,20 @@ class HeadlessSimulator:
         ranges[finite & (ranges < lidar.range_min)] = -np.inf
         ranges[finite & (ranges > lidar.range_max)] = np.inf
         return ranges.astype(np.float32)
+
+
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null for C code that prints unasked."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, 'wb') as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _collision_shape(client: BulletClient, geometry: Geometry) -> int:

@@ -13,6 +13,8 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseStamped, Quaternion, TwistStamped
 from nav_msgs.msg import Odometry as OdometryMessage
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -38,6 +40,8 @@ TICK_S = 0.005
 """Wall period of the stepping timer; each tick runs the steps that are due."""
 FAST_SLICE_S = 0.02
 """With real_time_factor 0: wall time spent stepping per tick before serving subscriptions."""
+ACCEPTED_COMMAND_FRAMES = ('base_link', '')
+"""A twist is a body-frame velocity; an unstamped frame is taken as base_link."""
 _SHAPE_MARKERS = {'box': Marker.CUBE, 'cylinder': Marker.CYLINDER, 'sphere': Marker.SPHERE}
 
 
@@ -78,12 +82,18 @@ class SimNode(Node):
         self.create_subscription(TwistStamped, _ros_topic(robot.drive.cmd_topic), self.on_cmd_vel,
                                  COMMAND_QOS)
         self.rejected_commands = 0
+        self._last_command_stamp = 0.0
         self.contact_count = 0
         self.last_problem = ''
         self._wall_start = time.monotonic()
         self._camera_info = self._make_camera_info()
-        self.create_timer(TICK_S, self.on_tick)
-        self.create_timer(1.0 / self.config.diagnostics_rate_hz, self.publish_diagnostics)
+        self._static_markers: list[Marker] | None = None
+        # The simulator makes sim time, so its own timers run on the wall clock even when the
+        # node is started with use_sim_time (it would otherwise wait for its own /clock).
+        wall = RosClock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(TICK_S, self.on_tick, clock=wall)
+        self.create_timer(1.0 / self.config.diagnostics_rate_hz, self.publish_diagnostics,
+                          clock=wall)
         world = self.sim.world
         self.get_logger().info(
             f'world {world.name!r} ({world.path}), scenario '
@@ -98,11 +108,20 @@ class SimNode(Node):
         if not (math.isfinite(linear) and math.isfinite(angular)):
             self._reject(f'non-finite /cmd_vel ({linear}, {angular}): wheels stop')
             return
+        frame = message.header.frame_id
+        if frame not in ACCEPTED_COMMAND_FRAMES:
+            self._reject(f'/cmd_vel in frame {frame!r}, expected base_link: wheels stop')
+            return
         stamp = stamp_to_seconds(message.header.stamp)
         if stamp > 0 and self.sim.time - stamp > self.config.cmd_vel_timeout:
             self._reject(f'/cmd_vel stamped {stamp:.3f} s is older than '
                          f'{self.config.cmd_vel_timeout} s at sim time {self.sim.time:.3f} s')
             return
+        if stamp > 0 and stamp < self._last_command_stamp:
+            self._reject(f'/cmd_vel stamped {stamp:.3f} s arrived after one stamped '
+                         f'{self._last_command_stamp:.3f} s (out of order)')
+            return
+        self._last_command_stamp = max(self._last_command_stamp, stamp)
         self.runner.set_command(linear, angular)
 
     def _reject(self, reason: str) -> None:
@@ -207,9 +226,16 @@ class SimNode(Node):
         message.pose.position.x, message.pose.position.y = pose.x, pose.y
         message.pose.orientation = _quaternion(pose.yaw)
         self.pose_publisher.publish(message)
-        markers = MarkerArray()
-        for index, truth in enumerate(self.sim.obstacles()):
-            markers.markers.append(_marker(truth, index, stamp))
+        truths = self.sim.obstacles()
+        if self._static_markers is None:  # static bodies never move: build their markers once
+            self._static_markers = [_marker(truth, index)
+                                    for index, truth in enumerate(truths)
+                                    if truth.semantic != SemanticClass.PEDESTRIAN]
+        moving = [_marker(truth, index) for index, truth in enumerate(truths)
+                  if truth.semantic == SemanticClass.PEDESTRIAN]
+        markers = MarkerArray(markers=self._static_markers + moving)
+        for marker in markers.markers:
+            marker.header.stamp = stamp
         self.obstacle_publisher.publish(markers)
 
     def publish_diagnostics(self) -> None:
@@ -239,10 +265,9 @@ def _diagonal_covariance(variance: float, size: int = 6) -> list[float]:
     return [variance if row == column else 0.0 for row in range(size) for column in range(size)]
 
 
-def _marker(truth: ObstacleTruth, index: int, stamp) -> Marker:
+def _marker(truth: ObstacleTruth, index: int) -> Marker:
     marker = Marker(ns=truth.semantic.label, id=index, type=_SHAPE_MARKERS[truth.shape],
                     action=Marker.ADD)
-    marker.header.stamp = stamp
     marker.header.frame_id = WORLD_FRAME
     pose: Pose3 = truth.pose
     marker.pose = Pose()

@@ -4,7 +4,8 @@ The same files run in Gazebo Harmonic. Conventions (see docs/simulation.md):
 - every static model carries ``<sr:semantic>`` (default ``obstacle`` when absent);
 - the world names ``<frame name="start">`` and ``<frame name="goal">``; ``<frame name="route_NN">``
   frames (NN = 00, 01, ...) give the sidewalk centre line from start to goal;
-- actors (pedestrians) move along ``<script><trajectory>`` waypoints given in the world frame.
+- actors (pedestrians) move along ``<script><trajectory>`` waypoints (relative to the actor's
+  ``<pose>``; our worlds give none, so they are in the world frame).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ PEDESTRIAN_COLOR = (0.85, 0.55, 0.35, 1.0)
 _WORLD_UNDERSTOOD = {'model', 'actor', 'frame', 'include', 'scene', 'light'}
 _WORLD_HARMLESS = {'physics', 'gui', 'plugin', 'gravity', 'magnetic_field', 'atmosphere',
                    'spherical_coordinates', 'wind', 'audio'}
-_MODEL_UNDERSTOOD = {'static', 'pose', 'link', 'frame', 'sr:semantic'}
-_MODEL_HARMLESS = {'plugin', 'self_collide', 'allow_auto_disable', 'enable_wind'}
+_MODEL_UNDERSTOOD = {'static', 'pose', 'link', 'sr:semantic'}
+_MODEL_HARMLESS = {'plugin', 'self_collide', 'allow_auto_disable', 'enable_wind', 'frame'}
 _LINK_UNDERSTOOD = {'pose', 'visual', 'collision'}
 _LINK_HARMLESS = {'inertial', 'gravity', 'kinematic', 'self_collide', 'enable_wind',
                   'must_be_base_link', 'velocity_decay', 'light'}
@@ -306,6 +307,8 @@ def _read_actor(document: SdfDocument, actor: ElementTree.Element) -> Actor:
     if script is None:
         raise document.error(actor, f'actor {name!r} has no <script>')
     document.check_children(script, {'loop', 'delay_start', 'auto_start', 'trajectory'}, set())
+    # As in Gazebo, waypoints are relative to the actor's <pose> (the world frame without one).
+    origin = document.pose(actor)
     waypoints: list[Waypoint] = []
     for trajectory in script.findall('trajectory'):
         document.check_children(trajectory, {'waypoint'}, set())
@@ -313,7 +316,7 @@ def _read_actor(document: SdfDocument, actor: ElementTree.Element) -> Actor:
         points = []
         for waypoint in trajectory.findall('waypoint'):
             time = document.number(waypoint, 'time')
-            pose = document.pose(waypoint)
+            pose = origin.compose(document.pose(waypoint))
             points.append(Waypoint(offset + time, pose.x, pose.y, pose.yaw))
         if not points:
             raise document.error(trajectory, f'actor {name!r}: trajectory without waypoints')

@@ -8,7 +8,8 @@ missing executable, file or argument therefore fails here exactly as it would on
 Supported subset of the frontend (what our launch files use):
 ``<launch>``, ``<arg name default description>``, ``<let name value>``,
 ``<node pkg exec name namespace args output>`` with ``<param name value>``,
-``<param from>`` and ``<remap from to>``, ``<include file>`` with ``<arg name value>``,
+``<param from>`` and ``<remap from to>``, ``<executable cmd name output>``,
+``<set_env name value>``, ``<include file>`` with ``<arg name value>``,
 ``<group scoped>`` and ``if`` / ``unless`` on every action. Substitutions: ``$(var NAME)``,
 ``$(find-pkg-share PKG)``, ``$(env NAME [DEFAULT])``, ``$(dirname)``, nested freely.
 Anything else raises LaunchFileError instead of being silently ignored.
@@ -57,6 +58,8 @@ class NodeSpec:
     remaps: tuple[tuple[str, str], ...]
     arguments: tuple[str, ...]
     source: Path
+    environment: tuple[tuple[str, str], ...] = ()
+    """Variables ``<set_env>`` set before this node, added to the process environment."""
 
     @property
     def label(self) -> str:
@@ -87,10 +90,20 @@ class NodeSpec:
         return [*start, *self.arguments, *self.ros_arguments()]
 
 
+@dataclass(frozen=True)
+class ExecutableSpec:
+    """One ``<executable>``: a plain command (for example ``gz sim``), not a ROS node."""
+    command: tuple[str, ...]
+    name: str | None
+    source: Path
+    environment: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class LaunchPlan:
     """Everything one launch file (with its includes) starts, in launch order."""
     nodes: list[NodeSpec] = field(default_factory=list)
+    executables: list[ExecutableSpec] = field(default_factory=list)
     declared_arguments: list[DeclaredArgument] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -138,6 +151,14 @@ class _Scope:
     configurations: dict[str, str]
     file: Path
     ancestors: tuple[Path, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def inner(self, file: Path | None = None, configurations: dict[str, str] | None = None,
+              ancestors: tuple[Path, ...] | None = None) -> _Scope:
+        """A child scope: its configurations and environment do not leak back."""
+        return _Scope(dict(self.configurations if configurations is None else configurations),
+                      file or self.file, self.ancestors if ancestors is None else ancestors,
+                      dict(self.environment))
 
 
 def _split_substitution(text: str, start: int) -> tuple[str, int]:
@@ -248,7 +269,8 @@ def _read_node(element: ElementTree.Element, scope: _Scope) -> NodeSpec:
                     executable=_required(element, 'exec', scope),
                     name=name, namespace=namespace or None,
                     params_files=tuple(params_files), parameters=tuple(parameters),
-                    remaps=tuple(remaps), arguments=tuple(arguments), source=scope.file)
+                    remaps=tuple(remaps), arguments=tuple(arguments), source=scope.file,
+                    environment=tuple(scope.environment.items()))
 
 
 def _read_children(parent: ElementTree.Element, scope: _Scope, plan: LaunchPlan) -> None:
@@ -272,12 +294,19 @@ def _read_children(parent: ElementTree.Element, scope: _Scope, plan: LaunchPlan)
                 element, 'value', scope)
         elif element.tag == 'node':
             plan.nodes.append(_read_node(element, scope))
+        elif element.tag == 'executable':
+            name = substitute(element.attrib['name'], scope) if 'name' in element.attrib else None
+            plan.executables.append(ExecutableSpec(
+                tuple(shlex.split(_required(element, 'cmd', scope))), name, scope.file,
+                tuple(scope.environment.items())))
+        elif element.tag == 'set_env':
+            scope.environment[_required(element, 'name', scope)] = _required(
+                element, 'value', scope)
         elif element.tag == 'include':
             _read_include(element, scope, plan)
         elif element.tag == 'group':
             scoped = element.attrib.get('scoped', 'true').lower() in _TRUE_STRINGS
-            inner = (_Scope(dict(scope.configurations), scope.file, scope.ancestors)
-                     if scoped else scope)
+            inner = scope.inner() if scoped else scope
             _read_children(element, inner, plan)
         else:
             raise LaunchFileError(f'{scope.file}: unsupported element <{element.tag}>')
@@ -290,14 +319,13 @@ def _read_include(element: ElementTree.Element, scope: _Scope, plan: LaunchPlan)
         if child.tag != 'arg':
             raise LaunchFileError(f'{scope.file}: unsupported <{child.tag}> inside <include>')
         included[_required(child, 'name', scope)] = _required(child, 'value', scope)
-    _read_file(path, included, plan, scope.ancestors)
+    _read_file(path, scope.inner(configurations=included), plan)
 
 
-def _read_file(path: Path, configurations: dict[str, str], plan: LaunchPlan,
-               ancestors: tuple[Path, ...] = ()) -> None:
+def _read_file(path: Path, parent: _Scope, plan: LaunchPlan) -> None:
     if not path.is_file():
         raise LaunchFileError(f'launch file not found: {path}')
-    if path.resolve() in ancestors:
+    if path.resolve() in parent.ancestors:
         raise LaunchFileError(f'{path}: includes itself (include cycle)')
     try:
         root = ElementTree.parse(path).getroot()
@@ -306,7 +334,8 @@ def _read_file(path: Path, configurations: dict[str, str], plan: LaunchPlan,
     if root.tag != 'launch':
         raise LaunchFileError(f'{path}: root element is <{root.tag}>, expected <launch>')
     plan.files.append(path)
-    _read_children(root, _Scope(configurations, path, (*ancestors, path.resolve())), plan)
+    _read_children(root, parent.inner(file=path, ancestors=(*parent.ancestors, path.resolve())),
+                   plan)
 
 
 def read_launch_file(path: str | Path, arguments: Mapping[str, object] | None = None) -> LaunchPlan:
@@ -316,13 +345,14 @@ def read_launch_file(path: str | Path, arguments: Mapping[str, object] | None = 
     Includes are followed; an included file sees its parent's configurations plus the
     ``<arg>`` values its ``<include>`` passes, and its own do not leak back.
     """
-    rendered = {name: _render(value) for name, value in (arguments or {}).items()}
+    rendered = {name: render_argument(value) for name, value in (arguments or {}).items()}
     plan = LaunchPlan()
-    _read_file(Path(path), rendered, plan)
+    _read_file(Path(path), _Scope(rendered, Path(path)), plan)
     return plan
 
 
-def _render(value: object) -> str:
+def render_argument(value: object) -> str:
+    """A launch argument value as ``ros2 launch name:=value`` would spell it."""
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, float):

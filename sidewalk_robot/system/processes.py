@@ -9,11 +9,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from sidewalk_robot.system.launch_xml import NodeSpec
 
 
 @dataclass
@@ -58,7 +56,8 @@ class ProcessSupervisor:
     def processes(self) -> dict[str, StartedProcess]:
         return dict(self._processes)
 
-    def start(self, label: str, command: list[str]) -> StartedProcess:
+    def start(self, label: str, command: list[str],
+              extra_environment: Mapping[str, str] | None = None) -> StartedProcess:
         if label in self._processes:
             raise ValueError(f'a process labelled {label!r} is already running in this run')
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -67,14 +66,12 @@ class ProcessSupervisor:
             log.write(f'$ {" ".join(command)}\n')
             log.flush()
             popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self._environment,
+                                     stdin=subprocess.DEVNULL,
+                                     env={**self._environment, **(extra_environment or {})},
                                      cwd=self._working_directory, start_new_session=True)
         process = StartedProcess(label, command, popen, log_path)
         self._processes[label] = process
         return process
-
-    def start_nodes(self, specs: Iterable[NodeSpec]) -> list[StartedProcess]:
-        return [self.start(spec.label, spec.command()) for spec in specs]
 
     def kill(self, label: str) -> None:
         """SIGKILL one process group on purpose (fault injection: a crashed node)."""

@@ -26,7 +26,7 @@ from sidewalk_robot.ros_env import loopback_environment, pick_domain_id
 from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, LINK_TOPICS, PROCESS_FAULTS,
                                           FaultInjectorConfig, FaultSpec, interposed_links)
 from sidewalk_robot.system.launch_xml import (LaunchFileError, LaunchPlan, find_executable,
-                                              launch_file, read_launch_file)
+                                              launch_file, read_launch_file, render_argument)
 from sidewalk_robot.system.metrics import Obstacle, RunMonitor, RunSummary
 from sidewalk_robot.system.processes import ProcessSupervisor
 
@@ -115,15 +115,7 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
         for link in links:
             arguments[LINK_LAUNCH_ARGUMENTS[link]] = prefix + LINK_TOPICS[link]
     arguments.update(options.launch_arguments)
-    return {name: _render(value) for name, value in arguments.items()}
-
-
-def _render(value: Any) -> str:
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    return {name: render_argument(value) for name, value in arguments.items()}
 
 
 def mission_world(options: RunOptions):
@@ -182,6 +174,7 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
 
     def say(text: str) -> None:
         report(text, False)
+
     world = mission_world(options)
     start_pose, goal_pose = world.start_pose, world.goal_pose
     monitor = RunMonitor((goal_pose.x, goal_pose.y), options.goal_tolerance_m)
@@ -194,9 +187,9 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
     process_faults = [f for f in options.faults if f.type in PROCESS_FAULTS]
     with ProcessSupervisor(run_dir / 'logs', environment, share_directory()) as processes:
         for spec in plan.nodes:
-            processes.start(spec.label, spec.command(resolve_command))
-        with SupervisorSession(domain_id, monitor, run_dir / 'bag' if options.record_bag else None,
-                               environment) as session:
+            processes.start(spec.label, spec.command(resolve_command), dict(spec.environment))
+        with SupervisorSession(domain_id, monitor,
+                               run_dir / 'bag' if options.record_bag else None) as session:
             say(f'run folder {run_dir} (ROS_DOMAIN_ID={domain_id}); waiting for '
                 f'{", ".join(spec.label for spec in plan.nodes)}')
             error = session.wait_until_ready(processes, options.startup_timeout_s)

@@ -62,12 +62,10 @@ def obstacle_from_marker(marker: Marker) -> Obstacle | None:
 class SupervisorSession:
     """Context manager: a node on sim time that feeds ``monitor`` and optionally records."""
 
-    def __init__(self, domain_id: int, monitor: RunMonitor, bag_dir: Path | None,
-                 environment: dict[str, str]) -> None:
+    def __init__(self, domain_id: int, monitor: RunMonitor, bag_dir: Path | None) -> None:
         self._domain_id = domain_id
         self._monitor = monitor
         self._bag_dir = bag_dir
-        self._environment = environment
         self._received: dict[str, int] = {}
         self._subscriptions: dict[str, object] = {}
         self._safety = ('-', '')

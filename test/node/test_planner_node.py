@@ -43,6 +43,7 @@ class FakeRobot:
         self.pedestrian_grid = node.create_publisher(OccupancyGrid, '/perception/pedestrian_grid',
                                                      COMMAND_QOS)
         self.goal = node.create_publisher(PoseStamped, '/goal_pose', LATCHED_QOS)
+        self.route = node.create_publisher(Path, '/route', LATCHED_QOS)
         node.create_subscription(TwistStamped, '/cmd_vel_nav', self.commands.append, COMMAND_QOS)
         node.create_subscription(Path, '/planning/path', self.paths.append, 10)
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
@@ -73,6 +74,18 @@ class FakeRobot:
         goal.pose.position.x, goal.pose.position.y = x, y
         goal.pose.orientation.w = 1.0
         self.goal.publish(goal)
+
+    def send_route(self, waypoints: list[tuple[float, float]]) -> None:
+        route = Path()
+        route.header.stamp = self.node.get_clock().now().to_msg()
+        route.header.frame_id = 'odom'
+        for x, y in waypoints:
+            waypoint = PoseStamped()
+            waypoint.header = route.header
+            waypoint.pose.position.x, waypoint.pose.position.y = x, y
+            waypoint.pose.orientation.w = 1.0
+            route.poses.append(waypoint)
+        self.route.publish(route)
 
     def last_state(self) -> str | None:
         return self.statuses[-1]['state'] if self.statuses else None
@@ -107,13 +120,13 @@ def test_goal_odometry_and_grid_give_a_forward_command_and_stale_grid_stops(
     assert planner.alive(), planner.output()
 
 
-def test_blocked_robot_asks_an_operator_for_help(ros_process, make_node, spin_until) -> None:
+def test_robot_blocked_on_its_route_asks_an_operator_for_help(ros_process, make_node, spin_until) -> None:
     planner = ros_process('planner_node', config='planner', parameters={'stuck_timeout': 1.0})
     wall = np.zeros((HEIGHT, WIDTH))
     wall[:, 16:20] = 100  # a wall across the whole grid 0.6 m ahead of base_link
     node = make_node('planner_test_robot')
     robot = FakeRobot(node, wall)
-    robot.send_goal(5.0, 0.0)
+    robot.send_route([(0.0, 0.0), (3.0, 0.0), (3.0, 2.0)])
 
     assert spin_until(node, lambda: len(robot.assist) > 0, timeout=20.0), (
         f'no assist request; last states {robot.statuses[-3:]}\n{planner.output()}')
@@ -121,6 +134,8 @@ def test_blocked_robot_asks_an_operator_for_help(ros_process, make_node, spin_un
     assert request['status'] == 'requested'
     assert request['reason'] and request['pose']['frame_id'] == 'odom'
     assert abs(request['pose']['x']) < 1e-6 and request['time'] > 0.0
+    assert request['goal'] == {'frame_id': 'odom', 'x': 3.0, 'y': 2.0}
     assert spin_until(node, lambda: robot.last_state() == 'blocked', timeout=5.0)
+    assert robot.statuses[-1]['waypoints_total'] == '3'
     assert robot.commands and all(c.twist.linear.x == 0.0 for c in robot.commands)
     assert planner.alive(), planner.output()

@@ -30,7 +30,9 @@ GROUND_TRUTH = {'/sim/ground_truth/robot_pose': PoseStamped,
 
 def test_publishes_every_bridged_topic_with_its_type_frame_and_rate(ros_process, make_node,
                                                                      spin_until) -> None:
-    process = ros_process('sim_node', config='sim', parameters={'real_time_factor': 2.0})
+    # use_sim_time must not stall the node that makes the sim time.
+    process = ros_process('sim_node', config='sim', parameters={'real_time_factor': 2.0,
+                                                                'use_sim_time': True})
     node = make_node('sim_topics_probe')
     received: dict[str, list] = defaultdict(list)
     for topic, (message_type, _) in SENSOR_TOPICS.items():
@@ -101,11 +103,12 @@ def test_cmd_vel_drives_a_stale_command_stops_and_a_collision_is_reported(
                              lambda m: state['contacts'].append(json.loads(m.data)), 100)
     node.create_subscription(DiagnosticArray, '/diagnostics',
                              lambda m: state['diagnostics'].append(m.status[0]), 10)
-    command = {'linear': 0.5, 'angular': 0.0, 'sending': True}
+    command = {'linear': 0.5, 'angular': 0.0, 'sending': True, 'frame': 'base_link'}
 
     def send() -> None:
         if command['sending']:
             message = TwistStamped()
+            message.header.frame_id = command['frame']
             message.twist.linear.x = command['linear']
             message.twist.angular.z = command['angular']
             publisher.publish(message)
@@ -116,6 +119,7 @@ def test_cmd_vel_drives_a_stale_command_stops_and_a_collision_is_reported(
 
     command['sending'] = False  # the last command goes stale after 0.25 s of sim time
     assert spin_until(node, lambda: state['speed'] == 0.0, timeout=10), process.output()
+    spin_until(node, lambda: False, timeout=0.3)  # ground truth comes at 10 Hz, odometry at 50
     stopped_at = state['pose'][1]
     spin_until(node, lambda: False, timeout=1.0)
     assert state['pose'][1] == pytest.approx(stopped_at, abs=1e-6)
@@ -125,8 +129,12 @@ def test_cmd_vel_drives_a_stale_command_stops_and_a_collision_is_reported(
     assert spin_until(node, lambda: any('non-finite' in s.message for s in state['diagnostics']),
                       timeout=10), process.output()
     assert state['pose'][1] == pytest.approx(stopped_at, abs=1e-6)
+    command.update(linear=1.0, frame='odom')  # a twist in another frame is not a wheel command
+    assert spin_until(node, lambda: any("frame 'odom'" in s.message for s in state['diagnostics']),
+                      timeout=10), process.output()
+    assert state['pose'][1] == pytest.approx(stopped_at, abs=1e-6)
 
-    command.update(linear=1.0)
+    command.update(frame='base_link')
     assert spin_until(node, lambda: state['contacts'], timeout=30), process.output()
     contact = state['contacts'][0]
     assert contact['bodies'] == ['crate'] and contact['time'] > 0

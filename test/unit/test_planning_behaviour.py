@@ -94,13 +94,25 @@ def test_goes_around_a_box_on_the_route() -> None:
     assert_commands_within_limits(ticks)
 
 
+def test_weaves_through_obstacles_on_a_two_metre_sidewalk() -> None:
+    edges = [Box(-5.0, 1.0, 40.0, 1.3), Box(-5.0, -1.3, 40.0, -1.0)]
+    # Each obstacle leaves a 0.9 m passage, on alternating sides.
+    world = World(obstacles=edges + [Box(3.0, -1.0, 3.4, 0.1), Box(7.0, -0.1, 7.4, 1.0),
+                                     Box(11.0, -1.0, 11.4, 0.1)])
+    ticks = drive(planner_to(15.0, 0.0), world, START, duration=60.0)
+    assert ticks[-1].output.state == 'arrived'
+    assert closest_approach(world, ticks) > 0.0
+    assert not any(t.output.assist for t in ticks)
+
+
 def _wall_with_gap(gap: float) -> World:
     """A wall across the whole sidewalk at x = 4 with one opening of ``gap`` metres."""
     return World(obstacles=[Box(4.0, gap / 2.0, 4.3, 20.0), Box(4.0, -20.0, 4.3, -gap / 2.0)])
 
 
-def test_passes_through_a_gap_wider_than_the_robot() -> None:
-    world = _wall_with_gap(1.0)
+@pytest.mark.parametrize('gap', [0.9, 1.2])
+def test_passes_through_a_gap_wider_than_the_robot(gap: float) -> None:
+    world = _wall_with_gap(gap)
     ticks = drive(planner_to(9.0, 0.0), world, START, duration=40.0)
     assert ticks[-1].output.state == 'arrived'
     assert closest_approach(world, ticks) > 0.0
@@ -147,9 +159,9 @@ def test_slows_down_near_unknown_cells_but_not_for_its_blind_spot() -> None:
     approaching = [v for x, v in fog if 2.5 <= x <= 3.5]
     assert approaching and max(approaching) < 0.9 * CONFIG.cruise_speed
     # Inside the fog only the blind spot (unknown_blind_distance) counts as seen: the robot
-    # goes no faster than it could stop within it (about 0.4 m/s), but keeps going.
+    # goes no faster than it could stop within it (about 0.5 m/s), but keeps going.
     inside = [v for x, v in fog if x > 4.0]
-    assert inside and max(inside) <= 0.45 and min(inside) >= 0.2
+    assert inside and max(inside) <= 0.55 and min(inside) >= 0.2
 
 
 def test_uncertain_obstacles_slow_the_robot_without_blocking_it() -> None:

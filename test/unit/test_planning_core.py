@@ -14,7 +14,7 @@ from sidewalk_robot.config import load_config
 from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import FootprintCircles, Pose2D
 from sidewalk_robot.planning.grid import GridFields, LocalGrid
-from sidewalk_robot.planning.local_planner import stopping_distance
+from sidewalk_robot.planning.local_planner import slowdown_speed, stopping_distance
 from sidewalk_robot.planning.planner import Odometry, Planner
 from sidewalk_robot.planning.route import Route, RouteProgress
 from sidewalk_robot.planning.synthetic import Box, World
@@ -40,6 +40,10 @@ def test_limits_match_the_safety_monitor_defaults() -> None:
     monitor = speeds * 0.3 + speeds ** 2 / 3.0 + 0.25
     assert np.all(stopping_distance(speeds, CONFIG) + CONFIG.clearance_margin >= monitor)
     assert stopping_distance(np.array([0.0]), CONFIG)[0] == 0.0
+    # The slow-down ramp too: monitor 1.5 m/s at 2.0 m down to 0 at 0.25 m from the return.
+    arcs = np.linspace(0.0, 3.0, 61)
+    monitor_ramp = 1.5 * np.clip((arcs + CONFIG.clearance_margin - 0.25) / 1.75, 0.0, 1.0)
+    assert np.all(slowdown_speed(arcs, CONFIG) <= monitor_ramp + 1e-9)
 
 
 def test_inconsistent_speeds_are_refused() -> None:
@@ -81,7 +85,7 @@ def test_footprint_circles_cover_the_rectangle_snugly() -> None:
     xs, ys = np.meshgrid(np.linspace(-0.35, 0.35, 29), np.linspace(-0.275, 0.275, 23))
     inside_some = np.zeros(xs.shape, dtype=bool)
     for cx, cy in zip(circles.offsets_x, circles.offsets_y):
-        inside_some |= np.hypot(xs - cx, ys - cy) <= circles.radius + 1e-9
+        inside_some |= np.hypot(xs - cx, ys - cy) <= circles.radius + 1e-6
     assert inside_some.all()
     assert np.max(np.abs(circles.offsets_y)) + circles.radius < 0.275 + 0.05
 

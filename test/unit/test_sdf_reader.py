@@ -70,13 +70,13 @@ def test_default_world_is_long_wide_and_mostly_clear_along_the_centre_line() -> 
     sidewalk = world.body('sidewalk')
     assert sidewalk.geometry.size[1] == pytest.approx(2.5)
     assert sidewalk.pose.y == pytest.approx(0.0) and sidewalk.pose.z + 0.05 == pytest.approx(0.0)
-    # Nothing solid within the robot's half width (0.275 m) plus 0.2 m of the centre line.
+    # Nothing solid within 0.6 m of the centre line: the 0.55 m wide robot passes with 0.3 m.
     for body in world.bodies:
         if body.collides and body.semantic == SemanticClass.OBSTACLE:
             half_x, half_y, _ = body.geometry.half_extents()
             yaw = body.pose.yaw
             extent_y = abs(math.sin(yaw)) * half_x + abs(math.cos(yaw)) * half_y
-            assert abs(body.pose.y) - extent_y > 0.45, body.name
+            assert abs(body.pose.y) - extent_y > 0.6, body.name
 
 
 def test_actor_trajectories_are_well_formed_and_interpolate() -> None:
@@ -215,3 +215,17 @@ def test_included_models_resolve_from_the_world_folder(tmp_path: Path) -> None:
     assert (kiosk.pose.x, kiosk.pose.y, kiosk.pose.z) == pytest.approx((12.0, 1.0, 0.5))
     with pytest.raises(SdfError, match="only model:// URIs"):
         load_world(write_world(tmp_path, '<include><uri>https://fuel.gazebosim.org/x</uri></include>'))
+
+
+def test_actor_waypoints_are_relative_to_the_actor_pose(tmp_path: Path) -> None:
+    actor = ('<actor name="walker"><pose>10 5 0 0 0 1.5707963267948966</pose>'
+             '<link name="body"><visual name="v"><geometry><cylinder><radius>0.2</radius>'
+             '<length>1.6</length></cylinder></geometry></visual></link>'
+             '<script><loop>false</loop><trajectory id="0" type="walk">'
+             '<waypoint><time>0</time><pose>0 0 0 0 0 0</pose></waypoint>'
+             '<waypoint><time>2</time><pose>2 0 0 0 0 0</pose></waypoint>'
+             '</trajectory></script></actor>')
+    walker = load_world(write_world(tmp_path, actor)).actors[0]
+    assert walker.pose_at(2.0)[:2] == pytest.approx((10.0, 7.0))
+    assert walker.geometry.radius == 0.2 and walker.offset.z == 0.0
+    assert not walker.loop

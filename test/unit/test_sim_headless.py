@@ -234,3 +234,17 @@ def test_reset_restores_the_start_and_rebuilds_for_a_new_seed() -> None:
         sim.reset(2)
         assert sim.time == 0.0 and sim.robot_pose() == Pose2D(0.0, 0.0, 0.0)
         assert sim.seed == 2 and sim.world.body('crate').pose != first_crate
+
+
+@pytest.mark.parametrize('name', ['sidewalk_straight', 'street_corner', 'construction_narrow',
+                                  'busy_sidewalk'])
+def test_the_robot_fits_along_every_route_past_the_static_obstacles(name: str) -> None:
+    from sidewalk_robot.simulation.world import load_world
+
+    world = load_world(name).replace(actors=())  # walkers move; only the layout is checked here
+    with HeadlessSimulator(world, EXACT) as sim:
+        for (x0, y0), (x1, y1) in zip(world.route, world.route[1:]):
+            heading = math.atan2(y1 - y0, x1 - x0)
+            for fraction in np.linspace(0.0, 1.0, int(math.dist((x0, y0), (x1, y1)) / 0.1) + 1):
+                sim.set_robot_pose(x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0), heading)
+                assert not sim.contacts(), (name, sim.robot_pose(), sim.contacts())

@@ -85,7 +85,7 @@ def test_conditions_groups_env_and_nested_substitutions(tmp_path: Path,
     ('<node pkg="p" name="n"/>', "needs a 'exec'"),
     ('<node pkg="p" exec="e" bogus="1"/>', 'unsupported attributes'),
     ('<node pkg="p" exec="e"><env name="A" value="1"/></node>', 'unsupported <env>'),
-    ('<executable cmd="ls"/>', 'unsupported element <executable>'),
+    ('<push_ros_namespace namespace="x"/>', 'unsupported element <push_ros_namespace>'),
     ('<node pkg="p" exec="e" if="maybe"/>', 'not true or false'),
     ('<include file="/no/such/file.launch.xml"/>', 'launch file not found'),
 ])
@@ -111,3 +111,21 @@ def test_unknown_node_label_lists_the_known_ones(tmp_path: Path) -> None:
                                   '<launch><node pkg="p" exec="e" name="a"/></launch>'))
     with pytest.raises(KeyError, match='nodes: a'):
         plan.node('b')
+
+
+def test_executables_and_environment_are_scoped(tmp_path: Path) -> None:
+    launch = write(tmp_path / 'e.launch.xml', """<launch>
+      <set_env name="GZ_PATH" value="$(dirname)/models"/>
+      <executable cmd="gz sim -r $(dirname)/w.sdf" name="gz" output="screen"/>
+      <group>
+        <set_env name="ONLY_INSIDE" value="1"/>
+        <node pkg="p" exec="e" name="inside"/>
+      </group>
+      <node pkg="p" exec="e" name="outside"/>
+    </launch>""")
+    plan = read_launch_file(launch)
+    assert plan.executables[0].command == ('gz', 'sim', '-r', f'{tmp_path}/w.sdf')
+    assert dict(plan.executables[0].environment) == {'GZ_PATH': f'{tmp_path}/models'}
+    assert dict(plan.node('inside').environment) == {'GZ_PATH': f'{tmp_path}/models',
+                                                     'ONLY_INSIDE': '1'}
+    assert dict(plan.node('outside').environment) == {'GZ_PATH': f'{tmp_path}/models'}
