@@ -45,13 +45,15 @@ class BevProjector:
     """Projects probability images of one fixed size through one fixed camera onto a grid."""
 
     def __init__(self, camera: CameraModel, grid: GridGeometry, max_range: float,
-                 block_threshold: float = 0.5, contact_rows_above: int = 2) -> None:
+                 block_threshold: float = 0.5, contact_rows_above: int = 2,
+                 min_block_rows: int = 1) -> None:
         camera.intrinsics.validate()
         self.camera = camera
         self.grid = grid
         self.max_range = max_range
         self.block_threshold = block_threshold
         self.contact_rows_above = contact_rows_above
+        self.min_block_rows = min_block_rows
         height, width = camera.intrinsics.height, camera.intrinsics.width
         self.image_shape = (height, width)
 
@@ -64,10 +66,9 @@ class BevProjector:
         order = mapped[np.argsort(flat_cells[mapped], kind='stable')]
         self._pixel_order = order
         sorted_cells = flat_cells[order]
-        starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]]) if len(order) else \
-            np.zeros(0, dtype=np.int64)
+        starts = np.flatnonzero(np.diff(sorted_cells, prepend=-1))  # first pixel of each cell
         self._segment_starts = starts
-        self._segment_cells = sorted_cells[starts] if len(order) else np.zeros(0, dtype=np.int64)
+        self._segment_cells = sorted_cells[starts]
         self._pixel_rows = order // width
         self._pixel_cols = order % width
 
@@ -99,6 +100,16 @@ class BevProjector:
         rows = self.image_shape[0] - 1 - np.argmax(from_bottom, axis=0)
         return np.where(any_blocked, rows, -1)
 
+    def _erode_upwards(self, image: np.ndarray) -> np.ndarray:
+        """Each pixel becomes the smallest value of itself and the ``min_block_rows - 1`` pixels
+        above it: a speck of a few misclassified rows on the pavement fades away (it neither
+        places an obstacle nor hides the ground behind it), while the bottom row of anything
+        taller keeps its value, so ground contacts do not move."""
+        eroded = image.copy()
+        for offset in range(1, self.min_block_rows):
+            np.minimum(eroded[offset:], image[:-offset], out=eroded[offset:])
+        return eroded
+
     def _contact_values(self, image: np.ndarray, contact: np.ndarray) -> np.ndarray:
         """Per column, the largest value of ``image`` at the contact row and the rows above it."""
         columns = np.arange(self.image_shape[1])
@@ -119,6 +130,9 @@ class BevProjector:
             if image.shape != self.image_shape:
                 raise ValueError(f'{name} probability image is {image.shape}, '
                                  f'projector expects {self.image_shape}')
+        if self.min_block_rows > 1:
+            obstacle, pedestrian, block = (self._erode_upwards(image)
+                                           for image in (obstacle, pedestrian, block))
         contact = self.contact_rows(block)
         has_contact = contact >= 0
         obstacle = obstacle.copy()

@@ -63,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument('--model', default=DEFAULT_MODEL_DIR, help='model folder')
     evaluate.add_argument('--dataset', default=DEFAULT_DATASET)
     evaluate.add_argument('--split', default='held_out', choices=('held_out', 'validation', 'train'))
+    evaluate.add_argument('--node-config', help='perception parameter file whose projection '
+                          'settings to use (default config/perception.yaml)')
     evaluate.add_argument('--max-frames', type=int, default=0, help='0 = all frames of the split')
     evaluate.add_argument('--plot', help='confusion matrix PNG (default <model>/confusion_<split>.png)')
     evaluate.add_argument('--no-card', action='store_true', help='do not write into the card')
@@ -130,9 +132,13 @@ def run_train(arguments: argparse.Namespace) -> int:
 
 
 def run_evaluate(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot import share_directory
+    from sidewalk_robot.config import load_config
+    from sidewalk_robot.perception.config import PerceptionConfig
     from sidewalk_robot.perception.dataset import load_split, read_card
     from sidewalk_robot.perception.evaluation import (evaluate_frames, model_predictor,
-                                                      oracle_predictor, plot_confusion_matrix)
+                                                      oracle_predictor, plot_confusion_matrix,
+                                                      settings_for)
     from sidewalk_robot.perception.geometry import CameraModel, Extrinsics, GridGeometry, Intrinsics
     from sidewalk_robot.perception.model_io import ModelLoadError, load_model, write_card
     from sidewalk_robot.perception.training import _first
@@ -153,9 +159,12 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
     camera = CameraModel(Intrinsics(c['fx'], c['fy'], c['cx'], c['cy'], c['width'], c['height']),
                          Extrinsics(c['x'], c['y'], c['z'], c['roll'], c['pitch'], c['yaw']))
     grid = GridGeometry(**dataset_card['grid'])
-    metrics = evaluate_frames(model_predictor(model), frames, camera, grid,
+    node_config = load_config(PerceptionConfig, arguments.node_config or
+                              share_directory() / 'config' / 'perception.yaml')
+    settings = settings_for(node_config)
+    metrics = evaluate_frames(model_predictor(model), frames, camera, grid, settings,
                               progress=not arguments.quiet)
-    ceiling = evaluate_frames(oracle_predictor, frames, camera, grid)
+    ceiling = evaluate_frames(oracle_predictor, frames, camera, grid, settings)
     split_worlds = sorted({s['world'] for s in dataset_card['shards'] if s['split'] == arguments.split})
     metrics = {'split': arguments.split, 'worlds': split_worlds,
                'dataset_hash': dataset_card['content_hash'], **metrics,

@@ -47,6 +47,8 @@ class PerceptionConfig:
     projection_height: int = describe(240, 'height of that probability image [px]', min=8)
     block_threshold: float = describe(0.5, 'probability of "not ground" above which a pixel '
                                       'blocks the view along its column', min=0.0, max=1.0)
+    min_block_rows: int = describe(1, 'rows of "not ground" a column needs before it counts as '
+                                   'blocked (1 = any pixel; more ignores specks)', min=1)
     marker_threshold: float = describe(0.5, 'obstacle probability above which a cell is drawn '
                                        'in /perception/markers', min=0.0, max=1.0)
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from sidewalk_robot.perception.bev import BevProjector
 from sidewalk_robot.perception.calibration import CalibrationBins
+from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.perception.dataset import Frames
 from sidewalk_robot.perception.geometry import CameraModel, GridGeometry
 from sidewalk_robot.perception.labels import CLASS_NAMES, OBSTACLE_CLASSES
@@ -40,10 +41,19 @@ class EvaluationSettings:
     tolerance: float = 0.2
     obstacle_threshold: float = 0.5
     block_threshold: float = 0.5
+    min_block_rows: int = 1
     max_range: float = 6.0
     projection_width: int = 320
     projection_height: int = 240
     batch_size: int = 32
+
+
+def settings_for(config: PerceptionConfig) -> EvaluationSettings:
+    """Evaluation that projects exactly as a node with ``config`` does."""
+    return EvaluationSettings(block_threshold=config.block_threshold,
+                              min_block_rows=config.min_block_rows, max_range=config.max_range,
+                              projection_width=config.projection_width,
+                              projection_height=config.projection_height)
 
 
 class SegmentationScores:
@@ -189,7 +199,8 @@ def evaluate_frames(predict: Predictor, frames: Frames, camera: CameraModel, gri
     projection_camera = CameraModel(
         camera.intrinsics.scaled_to(settings.projection_width, settings.projection_height),
         camera.extrinsics)
-    projector = BevProjector(projection_camera, grid, settings.max_range, settings.block_threshold)
+    projector = BevProjector(projection_camera, grid, settings.max_range, settings.block_threshold,
+                             min_block_rows=settings.min_block_rows)
     depth_height, depth_width = frames.depth.shape[1:]
     depth_camera = CameraModel(camera.intrinsics.scaled_to(depth_width, depth_height),
                                camera.extrinsics)

@@ -51,9 +51,10 @@ class GenerationConfig:
         0.45, 'colour change of every body (+-, relative) in training scenes; wider than the '
         "simulator's default so that the network cannot learn 'green = hedge' and must use "
         'shape and context. Held-out scenes keep the simulator default.', min=0.0, max=1.0)
-    lateral_offset: float = describe(0.6, 'largest robot offset from the route centre line [m]',
+    lateral_offset: float = describe(1.2, 'largest robot offset from the route centre line [m] '
+                                     '(up to the sidewalk edge: lawn and road fill the view)',
                                      min=0.0)
-    heading_jitter: float = describe(0.35, 'largest robot heading change from the route [rad]',
+    heading_jitter: float = describe(0.6, 'largest robot heading change from the route [rad]',
                                      min=0.0)
     extra_obstacles: tuple[int, ...] = describe((2, 8), 'range of extra obstacles per scene')
     extra_pedestrians: tuple[int, ...] = describe((1, 5), 'range of extra pedestrians per scene')

@@ -155,9 +155,12 @@ class PerceptionNode(Node):
         if now > 0.0 and abs(now - stamp) > self.config.max_image_age:
             self.counters.dropped_stale += 1
             self.get_logger().warning(f'dropping image stamped {stamp:.3f}: {now - stamp:+.3f} s '
-                                   f'from now (max age {self.config.max_image_age} s)',
-                                   throttle_duration_sec=5.0)
+                                      f'from now (max age {self.config.max_image_age} s)',
+                                      throttle_duration_sec=5.0)
             return
+        if self._last_stamp is not None and now > 0.0 \
+                and now < self._last_stamp - self.config.max_image_age:
+            self._last_stamp = None  # the clock went back: a restarted simulation or replay
         if self._last_stamp is not None and stamp <= self._last_stamp:
             self.counters.dropped_out_of_order += 1
             return

@@ -132,7 +132,8 @@ class PerceptionPipeline:
             scaled = intrinsics.scaled_to(self.config.projection_width,
                                           self.config.projection_height)
             projector = BevProjector(CameraModel(scaled, self.config.extrinsics()), self.grid,
-                                     self.config.max_range, self.config.block_threshold)
+                                     self.config.max_range, self.config.block_threshold,
+                                     min_block_rows=self.config.min_block_rows)
             self._projectors = {intrinsics: projector}  # one camera at a time: keep one
         return projector
 

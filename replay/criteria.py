@@ -87,10 +87,11 @@ class ReplayCriteria:
         'Topics a bag must contain to be replayed')
 
     def speed_limit(self, distance_m: float) -> float:
-        """Highest forward speed that stops within ``distance_m`` (0 inside the margin)."""
-        usable = distance_m - self.stop_margin_m
+        """Highest forward speed that stops within ``distance_m`` (0 inside the margin; no
+        limit, inf, when nothing is in the way or the distance is unknown)."""
         if not math.isfinite(distance_m):
             return math.inf
+        usable = distance_m - self.stop_margin_m
         if usable <= 0.0:
             return 0.0
         a, t = self.brake_deceleration_mps2, self.reaction_time_s

@@ -180,6 +180,11 @@ class Agreement:
     lidar_free: int
     false_alarms: int
 
+    def __add__(self, other: Agreement) -> Agreement:
+        return Agreement(self.lidar_obstacles + other.lidar_obstacles, self.found + other.found,
+                         self.lidar_free + other.lidar_free,
+                         self.false_alarms + other.false_alarms)
+
     @property
     def recall(self) -> float | None:
         return self.found / self.lidar_obstacles if self.lidar_obstacles else None
@@ -266,8 +271,7 @@ def evaluate(record: ReplayRecord, criteria: ReplayCriteria, *,
         scan_index = bisect.bisect_right(scan_times, frame.time) - 1
         nearest = distances[scan_index] if scan_index >= 0 else math.nan
         row['nearest_obstacle_m'] = _rounded(nearest)
-        row['speed_limit_mps'] = _rounded(criteria.speed_limit(nearest)
-                                          if not math.isnan(nearest) else math.nan)
+        row['speed_limit_mps'] = _rounded(criteria.speed_limit(nearest))  # null: no limit
         commands = _between(record.commands, command_times, frame.time, window_end)
         gated = _between(record.gated, gated_times, frame.time, window_end)
         states = _between(record.states, state_times, frame.time, window_end)
@@ -302,10 +306,7 @@ def evaluate(record: ReplayRecord, criteria: ReplayCriteria, *,
                 row['grid_to_cmd_s'] = round(record.commands[after].wall - grid.wall, 6)
             agreement = _frame_agreement(grid, frame, record, scan_times, criteria)
             if agreement is not None:
-                totals = Agreement(*(a + b for a, b in zip(
-                    (totals.lidar_obstacles, totals.found, totals.lidar_free, totals.false_alarms),
-                    (agreement.lidar_obstacles, agreement.found, agreement.lidar_free,
-                     agreement.false_alarms))))
+                totals += agreement
                 row['recall'] = _rounded(agreement.recall)
                 row['false_alarm_rate'] = _rounded(agreement.false_alarm_rate)
                 row['lidar_obstacle_cells'] = agreement.lidar_obstacles

@@ -78,7 +78,7 @@ def run_scenarios(arguments: argparse.Namespace) -> int:
         return 2
     if arguments.list:
         for scenario in scenarios:
-            print(f'{scenario.name:<28} {scenario.world:<20} {scenario.fault_group:<20} '
+            print(f'{scenario.name:<30} {scenario.world:<20} {scenario.fault_group:<20} '
                   f'{scenario.description}')
         return 0
     stamp = datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')

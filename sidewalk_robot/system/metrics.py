@@ -26,6 +26,10 @@ LIMIT_STATES = frozenset({'LIMIT'})
 CONTACT_GAP_S = 0.5
 """A body touching again after this long apart is a new collision (the simulator reports
 contacts only while they last, every physics step)."""
+EPISODE_MERGE_S = 1.0
+"""A veto (or limit) for the same reason within this long of the last one continues it: the
+monitor flickering STOP / LIMIT / STOP in front of one obstacle is one intervention."""
+STOPPED_SPEED_MPS = 0.05
 SPEED_WINDOW_S = 0.5
 """Ground-truth poses this far apart give one speed sample (smooths simulator jitter)."""
 
@@ -68,10 +72,15 @@ class VetoEvent:
 
 @dataclass(frozen=True)
 class CollisionEvent:
+    """A contact as it began. ``robot_drove_into`` is True when the robot was moving (faster
+    than STOPPED_SPEED_MPS) towards the body: the robot hit it. Otherwise something moved into
+    the robot (a scripted walker does not avoid a standing robot)."""
     time: float
     body: str
     x: float
     y: float
+    robot_speed_mps: float
+    robot_drove_into: bool
 
 
 def rectangle_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
@@ -143,7 +152,11 @@ class RunSummary:
     limits: int
     limits_by_reason: dict[str, int]
     collisions: int
+    """Contacts the robot drove into: the safety figure every scenario demands to be 0."""
     collided_with: list[str]
+    contacts_by_others: int
+    """Contacts where the robot stood still or moved away: a walker stepping into it."""
+    touched_by: list[str]
     final_safety_state: str | None = None
     monitor_counts: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -183,6 +196,7 @@ class RunMonitor:
         self.min_clearance_obstacle: str | None = None
         self._last_touch: dict[str, float] = {}
         self._last_safety: tuple[str, str] | None = None
+        self._last_seen_by_key: dict[tuple[str, str], float] = {}
         self._last_time: float | None = None
 
     # feeding ----------------------------------------------------------------------------------
@@ -227,18 +241,20 @@ class RunMonitor:
             if self.mission_start is None or (previous is not None
                                               and time - previous <= CONTACT_GAP_S):
                 continue
-            where = self.poses[-1] if self.poses else PoseSample(time, math.nan, math.nan, 0.0)
-            self.collisions.append(CollisionEvent(time, body, where.x, where.y))
+            self.collisions.append(self._collision(time, body))
 
     def on_safety_state(self, time: float, state: str, reason: str,
                         allowed_speed: float | None) -> None:
-        """One /safety/state; entering a veto (or limit) state or reason counts once."""
+        """One /safety/state. Entering a veto (or limit) state, or changing its reason, starts
+        an episode, unless the same state and reason were seen within EPISODE_MERGE_S."""
         self.safety_states.append((time, state, reason, allowed_speed))
         key = (state.upper(), reason_label(reason))
-        if key == self._last_safety:
+        previous_key, self._last_safety = self._last_safety, key
+        last_seen = self._last_seen_by_key.get(key)
+        self._last_seen_by_key[key] = time
+        if key == previous_key or not self.in_mission:
             return
-        self._last_safety = key
-        if not self.in_mission:
+        if last_seen is not None and time - last_seen <= EPISODE_MERGE_S:
             return
         where = self.poses[-1] if self.poses else PoseSample(time, math.nan, math.nan, 0.0)
         event = VetoEvent(time, where.x, where.y, key[0], key[1])
@@ -276,6 +292,31 @@ class RunMonitor:
                 anchor, travelled = pose, 0.0
         return np.array(times), np.array(speeds)
 
+    def recent_motion(self) -> tuple[float, float]:
+        """Ground-truth (vx, vy) over the last SPEED_WINDOW_S of poses (0 before two poses)."""
+        if len(self.poses) < 2:
+            return 0.0, 0.0
+        latest = self.poses[-1]
+        earlier = next((p for p in reversed(self.poses[:-1])
+                        if latest.time - p.time >= SPEED_WINDOW_S), self.poses[0])
+        elapsed = latest.time - earlier.time
+        if elapsed <= 0:
+            return 0.0, 0.0
+        return (latest.x - earlier.x) / elapsed, (latest.y - earlier.y) / elapsed
+
+    def _collision(self, time: float, body: str) -> CollisionEvent:
+        where = self.poses[-1] if self.poses else PoseSample(time, math.nan, math.nan, 0.0)
+        vx, vy = self.recent_motion()
+        speed = math.hypot(vx, vy)
+        obstacle = self.obstacles.get(body)
+        if speed < STOPPED_SPEED_MPS:
+            drove_into = False
+        elif obstacle is None:
+            drove_into = True  # unknown body: assume the worst
+        else:
+            drove_into = vx * (obstacle.x - where.x) + vy * (obstacle.y - where.y) > 0.0
+        return CollisionEvent(time, body, where.x, where.y, speed, drove_into)
+
     def mission_time(self) -> float:
         if self.mission_start is None:
             return 0.0
@@ -310,8 +351,10 @@ class RunMonitor:
             vetoes_per_100m=100.0 * len(self.vetoes) / distance if distance >= 1.0 else None,
             limits=len(self.limits),
             limits_by_reason=dict(sorted(limits_by_reason.items())),
-            collisions=len(self.collisions),
-            collided_with=sorted({c.body for c in self.collisions}),
+            collisions=sum(c.robot_drove_into for c in self.collisions),
+            collided_with=sorted({c.body for c in self.collisions if c.robot_drove_into}),
+            contacts_by_others=sum(not c.robot_drove_into for c in self.collisions),
+            touched_by=sorted({c.body for c in self.collisions if not c.robot_drove_into}),
             final_safety_state=final_state,
             monitor_counts=dict(self.monitor_counts),
             notes=list(notes),

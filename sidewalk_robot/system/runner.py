@@ -302,6 +302,9 @@ def format_summary(result: RunResult) -> str:
         f'safety vetoes:      {s.vetoes}' + (f' ({vetoes})' if vetoes else ''),
         f'collisions:         {s.collisions}' + (f' ({", ".join(s.collided_with)})'
                                                  if s.collided_with else ''),
+        f'hit by others:      {s.contacts_by_others}' + (
+            f' ({", ".join(s.touched_by)}: contact began with the robot standing or moving away)'
+            if s.touched_by else ''),
     ]
     lines += [f'note:               {note}' for note in s.notes]
     if result.error:

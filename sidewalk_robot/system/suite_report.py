@@ -36,6 +36,7 @@ class GroupFigures:
     success_rate: float
     arrival_rate: float
     collisions: int
+    contacts_by_others: int
     vetoes_per_100m: float | None
     mean_speed_mps: float | None
     mean_time_to_goal_s: float | None
@@ -60,6 +61,7 @@ def group_figures(results: Sequence[ScenarioResult]) -> list[GroupFigures]:
             success_rate=sum(r.passed for r in members) / len(members),
             arrival_rate=sum(s.arrived for s in summaries) / len(members),
             collisions=sum(s.collisions for s in summaries),
+            contacts_by_others=sum(s.contacts_by_others for s in summaries),
             vetoes_per_100m=(100.0 * sum(s.vetoes for s in summaries) / distance
                              if distance >= 1.0 else None),
             mean_speed_mps=distance / moving_time if moving_time > 0 else None,
@@ -73,33 +75,34 @@ def _format(value: float | None, pattern: str) -> str:
 
 
 def results_table(results: Sequence[ScenarioResult]) -> str:
-    header = (f'{"scenario":<28} {"fault":<20} {"result":<6} {"arrived":<7} {"time s":>7} '
-              f'{"dist m":>7} {"v m/s":>6} {"clear m":>7} {"vetoes":>6} {"coll":>4}')
+    header = (f'{"scenario":<30} {"fault":<20} {"result":<6} {"arrived":<7} {"time s":>7} '
+              f'{"dist m":>7} {"v m/s":>6} {"clear m":>7} {"vetoes":>6} {"coll":>4} {"hit by":>6}')
     lines = [header, '-' * len(header)]
     for result in results:
         s = result.summary
         lines.append(
-            f'{result.name:<28} {result.fault_group[:20]:<20} '
+            f'{result.name:<30} {result.fault_group[:20]:<20} '
             f'{"PASS" if result.passed else "FAIL":<6} '
             f'{("yes" if s.arrived else "no") if s else "-":<7} '
             f'{_format(s.mission_time_s if s else None, ".1f"):>7} '
             f'{_format(s.distance_m if s else None, ".1f"):>7} '
             f'{_format(s.mean_speed_mps if s else None, ".2f"):>6} '
             f'{_format(s.min_clearance_m if s else None, ".2f"):>7} '
-            f'{s.vetoes if s else "-":>6} {s.collisions if s else "-":>4}')
+            f'{s.vetoes if s else "-":>6} {s.collisions if s else "-":>4} '
+            f'{s.contacts_by_others if s else "-":>6}')
         for failure in result.failures:
             lines.append(f'    - {failure}')
     return '\n'.join(lines)
 
 
 def system_report_markdown(figures: Sequence[GroupFigures]) -> str:
-    lines = ['| stack | runs | success | arrived | collisions | vetoes / 100 m | mean speed m/s '
-             '| time to goal s |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+    lines = ['| stack | runs | success | arrived | collisions | hit by others | vetoes / 100 m '
+             '| mean speed m/s | time to goal s |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
     for figure in figures:
         lines.append(
             f'| {figure.group} | {figure.runs} | {figure.success_rate:.0%} | '
-            f'{figure.arrival_rate:.0%} | {figure.collisions} | '
+            f'{figure.arrival_rate:.0%} | {figure.collisions} | {figure.contacts_by_others} | '
             f'{_format(figure.vetoes_per_100m, ".1f")} | '
             f'{_format(figure.mean_speed_mps, ".2f")} | '
             f'{_format(figure.mean_time_to_goal_s, ".1f")} |')

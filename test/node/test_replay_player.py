@@ -59,7 +59,7 @@ def test_plays_every_message_in_time_with_clock(make_node, spin_until, tmp_path)
     assert len(log.frames) == 15
     assert [round(f.stamp, 3) for f in log.frames[:2]] == [100.0, 100.1]
     assert 0.65 < log.wall_duration_s < 1.0  # 1.4 s of bag / 2
-    assert log.max_lag_s < 0.2
+    assert log.max_lag_s < 0.5
     assert len(scan_stamps) == 15
     assert clock_times == sorted(clock_times)
     assert clock_times[0] == 100.0 and clock_times[-1] >= 101.6 - 1e-6

@@ -62,15 +62,20 @@ def test_blind_perception_stops_at_the_pole(tmp_path: Path) -> None:
     result, run_dir, logs = run(tmp_path, {
         'name': 'blind_pole', 'world': 'sidewalk_straight', 'seed': 2,
         'goal': {'x': 12.0, 'y': 0.0, 'yaw': 0.0}, 'timeout': 20,
+        # in the planner's keep-right lane (0.3 m right of the route): straight ahead
         'obstacles': [{'name': 'pole', 'shape': 'cylinder', 'radius': 0.1, 'length': 1.5,
-                       'x': 5.0, 'y': 0.0, 'semantic': 'obstacle'}],
+                       'x': 5.0, 'y': -0.3, 'semantic': 'obstacle'}],
         'faults': [{'type': 'perception_blind', 'start': 0.0}],
         'success': {'arrive': None, 'max_collisions': 0}})
     graph = json.loads((run_dir / 'graph.json').read_text())
     assert graph['/perception/obstacle_grid']['publishers'] == ['fault_injector']
     assert graph['/fault_injector/in/perception/obstacle_grid']['publishers'] == ['perception']
-    assert result.summary.collisions == 0, logs
-    assert result.summary.min_clearance_m > 0.0
+    summary = result.summary
+    assert summary.collisions == 0, logs
+    assert summary.min_clearance_m > 0.0
+    assert any('obstacle' in reason for reason in summary.vetoes_by_reason), \
+        f'the blind planner drove at the pole, so the monitor must have stepped in: ' \
+        f'{summary.vetoes_by_reason}, limits {summary.limits_by_reason}\n{logs}'
 
 
 def test_planner_full_speed_at_a_wall_is_vetoed(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ RECORDED_BAGS = sorted(p for p in DATA.iterdir() if (p / 'metadata.yaml').is_fil
 
 def replay(*arguments: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(sys.executable).parent / 'sidewalk-robot'), 'replay',
-                           *arguments], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO)
+                           '--startup-timeout', '120', *arguments], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
 
 
 def test_recorded_bags_pass_their_criteria_through_the_full_stack(tmp_path: Path) -> None:
@@ -75,3 +75,14 @@ def test_compare_two_parameter_sets_side_by_side(tmp_path: Path) -> None:
     assert top_speeds['delta'] < -0.2
     assert metrics['stopping_violations']['delta'] == 0
     assert '| mean gated speed [m/s] |' in (tmp_path / 'out' / 'compare.md').read_text()
+
+
+def test_replaying_faster_than_perception_keeps_up_is_reported(tmp_path: Path) -> None:
+    # Perception needs 20-60 ms a frame here; at 10x a frame arrives every 10 ms.
+    result = replay(str(DATA / 'pole_ahead'), '--rate', '10', '-o', str(tmp_path))
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert '[FAIL] grid_per_frame' in output
+    rows = [json.loads(line) for line in
+            (tmp_path / 'pole_ahead' / 'result.jsonl').read_text().splitlines()]
+    assert sum(1 for row in rows if not row['grid']) > 0.1 * len(rows)

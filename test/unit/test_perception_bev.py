@@ -140,3 +140,16 @@ def test_wrong_probability_image_size_is_rejected() -> None:
 def test_occupancy_values_are_percent_with_minus_one_for_unknown() -> None:
     probability = np.array([[0.0, 0.004, 0.5, 1.0, np.nan, 1.7]])
     assert probability_to_occupancy(probability).tolist() == [[0, 0, 50, 100, -1, 100]]
+
+
+def test_specks_on_the_pavement_are_ignored_when_asked() -> None:
+    labels = render_labels(CAMERA, [(3.0, 3.4, -0.5, 0.5, 0.8, OBSTACLE)])
+    speck_row = 200  # about 0.8 m ahead: a 2-row, 20-column speck of misclassified pixels
+    labels[speck_row:speck_row + 2, 150:170] = OBSTACLE
+    plain = project_labels(BevProjector(CAMERA, GRID, max_range=6.0), labels)
+    filtered = project_labels(BevProjector(CAMERA, GRID, max_range=6.0, min_block_rows=3), labels)
+    row = cell(0.0, 0.0)[0]
+    assert np.isnan(plain.obstacle[row, cell(2.0, 0.0)[1]])  # the speck hides the ground behind it
+    assert filtered.obstacle[row, cell(2.0, 0.0)[1]] == 0.0
+    assert np.nanmax(filtered.obstacle[row, cell(0.7, 0.0)[1]:cell(1.5, 0.0)[1]]) == 0.0
+    assert np.nanmax(filtered.obstacle[row, cell(3.0, 0.0)[1]:cell(3.2, 0.0)[1]]) == 1.0

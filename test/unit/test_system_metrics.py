@@ -107,10 +107,25 @@ def test_each_new_contact_is_one_collision_until_it_separates() -> None:
     for step, bodies in enumerate([['hedge'], ['pole'], ['pole'], ['pole', 'ped'], ['ped']]):
         monitor.on_contacts(1.0 + step * 0.02, bodies)
     monitor.on_contacts(3.0, ['pole'])  # apart for longer than CONTACT_GAP_S: touches again
-    summary = monitor.summary()
-    assert summary.collisions == 3
     assert [c.body for c in monitor.collisions] == ['pole', 'ped', 'pole']
-    assert summary.collided_with == ['ped', 'pole']
+    summary = monitor.summary()
+    assert summary.collisions == 0, 'the robot never moved: it hit nothing'
+    assert summary.contacts_by_others == 3
+    assert summary.touched_by == ['ped', 'pole']
+
+
+def test_driving_into_a_body_is_a_collision_being_overtaken_is_not() -> None:
+    monitor = monitor_with_straight_drive(speed=0.8, seconds=3.0)  # at x = 2.4, moving +x
+    monitor.on_obstacles(3.0, [Obstacle('pole', 'obstacle', 2.8, 0.0, radius=0.1),
+                               Obstacle('jogger', 'pedestrian', 1.9, 0.0, radius=0.25)])
+    monitor.on_contacts(3.0, ['pole', 'jogger', 'mystery'])
+    by_body = {c.body: c for c in monitor.collisions}
+    assert by_body['pole'].robot_drove_into and by_body['mystery'].robot_drove_into
+    assert not by_body['jogger'].robot_drove_into, 'it came from behind'
+    assert by_body['pole'].robot_speed_mps == pytest.approx(0.8)
+    summary = monitor.summary()
+    assert (summary.collisions, summary.contacts_by_others) == (2, 1)
+    assert summary.collided_with == ['mystery', 'pole'] and summary.touched_by == ['jogger']
 
 
 def test_vetoes_count_entries_into_stop_by_reason_and_limits_separately() -> None:
@@ -119,11 +134,15 @@ def test_vetoes_count_entries_into_stop_by_reason_and_limits_separately() -> Non
     monitor.start_mission(1.0)
     monitor.on_pose(1.0, 3.0, 0.5, 0.0)
     monitor.on_safety_state(1.1, 'STOP', 'waiting_for_inputs', 0.0)  # unchanged: not a veto
-    for state, reason in [('CLEAR', 'clear'), ('STOP', 'obstacle_stop'),
-                          ('STOP', 'obstacle_stop'), ('STOP', 'scan_stale'), ('CLEAR', 'clear'),
-                          ('LIMIT', 'obstacle_slowdown'), ('CLEAR', 'speed_cap'),
-                          ('STOP', 'obstacle_stop'), ('ESTOP', 'estop_pressed')]:
-        monitor.on_safety_state(2.0, state, reason, 0.0)
+    for time, state, reason in [(2.0, 'CLEAR', 'clear'), (2.1, 'STOP', 'obstacle_stop'),
+                                (2.2, 'STOP', 'obstacle_stop'), (2.3, 'STOP', 'scan_stale'),
+                                (2.4, 'CLEAR', 'clear'), (2.5, 'LIMIT', 'obstacle_slowdown'),
+                                (2.6, 'CLEAR', 'speed_cap'),
+                                (3.0, 'STOP', 'obstacle_stop'),  # flicker: same episode
+                                (3.1, 'LIMIT', 'obstacle_slowdown'),  # flicker too
+                                (6.0, 'STOP', 'obstacle_stop'),  # a new episode
+                                (6.1, 'ESTOP', 'estop_pressed')]:
+        monitor.on_safety_state(time, state, reason, 0.0)
     summary = monitor.summary()
     assert summary.vetoes == 4
     assert summary.vetoes_by_reason == {'estop_pressed': 1, 'obstacle_stop': 2, 'scan_stale': 1}

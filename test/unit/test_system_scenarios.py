@@ -24,7 +24,7 @@ def summary(**changes) -> RunSummary:
                   mean_speed_mps=1.0, max_speed_mps=1.2, min_clearance_m=0.4,
                   min_clearance_obstacle='pole', final_distance_to_goal_m=0.3, vetoes=0,
                   vetoes_by_reason={}, vetoes_per_100m=0.0, limits=0, limits_by_reason={},
-                  collisions=0, collided_with=[])
+                  collisions=0, collided_with=[], contacts_by_others=0, touched_by=[])
     values.update(changes)
     return RunSummary(**values)
 
