@@ -25,6 +25,7 @@ from sidewalk_robot.perception.dataset import (SHAPE_BOX, SHAPE_DISC, Frames, La
                                                ShardWriter, downscale_depth, downscale_labels,
                                                rasterise_layout)
 from sidewalk_robot.perception.geometry import GridGeometry
+from sidewalk_robot.perception.labels import OBSTACLE
 
 ROBOT_HEIGHT = 0.54
 """Bodies whose bottom is higher than the robot (sign boards, barrier panels) cannot be hit:
@@ -51,6 +52,10 @@ class GenerationConfig:
         0.45, 'colour change of every body (+-, relative) in training scenes; wider than the '
         "simulator's default so that the network cannot learn 'green = hedge' and must use "
         'shape and context. Held-out scenes keep the simulator default.', min=0.0, max=1.0)
+    drop_obstacle_fraction: float = describe(
+        0.35, 'share of a training world\'s static obstacle models left out of each training '
+        'scene, so that the network cannot learn where a world keeps its hedges and walls and '
+        'must look (held-out scenes keep every model)', min=0.0, max=1.0)
     lateral_offset: float = describe(1.2, 'largest robot offset from the route centre line [m] '
                                      '(up to the sidewalk edge: lawn and road fill the view)',
                                      min=0.0)
@@ -170,6 +175,13 @@ def frames_from(rendered: list[RenderedFrame]) -> Frames:
                   layout=np.asarray(rows, dtype=np.float32).reshape(-1, 9))
 
 
+def without_some_obstacles(world, fraction: float, rng: np.random.Generator):
+    """The world without a random ``fraction`` of its static obstacle models."""
+    models = sorted({body.model for body in world.bodies if int(body.semantic) == OBSTACLE})
+    dropped = {model for model in models if rng.random() < fraction}
+    return world.replace(bodies=tuple(body for body in world.bodies if body.model not in dropped))
+
+
 def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
                    grid: GridGeometry, held_out: bool = False) -> list[RenderedFrame]:
     from sidewalk_robot.simulation.headless import HeadlessSimulator
@@ -179,6 +191,8 @@ def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
 
     rng = np.random.default_rng(episode_seed)
     world = load_world(world_name)
+    if not held_out and config.drop_obstacle_fraction > 0:
+        world = without_some_obstacles(world, config.drop_obstacle_fraction, rng)
     overlay = scenario_from_dict(random_overlay(world.route, config, rng, f'gen{episode_seed}'))
     randomization = None
     if config.randomize:

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument('bags', nargs='+', type=Path, help='bag folders')
     replay.add_argument('--rate', type=float, default=1.0,
                         help='playback speed relative to recorded time (default 1.0)')
-    replay.add_argument('--model', type=Path, help='perception model file to use')
+    replay.add_argument('--model', type=Path,
+                        help='perception model to use (model.pt or its folder)')
     replay.add_argument('--params', type=Path, help='extra ROS parameter file for the nodes')
     replay.add_argument('--criteria', type=Path,
                         help='criteria YAML (default: replay_criteria.yaml next to the bags)')

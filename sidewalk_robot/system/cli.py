@@ -57,7 +57,11 @@ def run_demo(arguments: argparse.Namespace) -> int:
     run_dir = new_run_directory(arguments.output, 'demo')
     print(f'sidewalk-robot demo: headless simulation of {arguments.world} with the full stack '
           '(launch/sim.launch.xml), one delivery')
-    result = run_mission(options, run_dir)
+    try:
+        result = run_mission(options, run_dir)
+    except (ValueError, FileNotFoundError) as error:  # LaunchFileError is a ValueError
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     printer.finish()
     print(format_summary(result))
     if result.summary is None:

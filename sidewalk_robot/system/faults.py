@@ -200,8 +200,8 @@ class FaultInjectorCore(Generic[MessageT]):
              width: int) -> np.ndarray:
         """The grid cells the planner gets instead of ``cells`` (int8 values 0..100 / -1)."""
         fault = self._active_on(link, mission_time)
-        if fault is None:
-            return cells
+        if fault is None or width <= 0 or cells.size % width:
+            return cells  # a malformed grid passes as it is: its consumer rejects it
         if fault.type == 'perception_blind':
             return blind_grid(cells)
         return randomly_wrong_grid(cells, width, self._rng, self._config.random_erase_probability,

@@ -130,3 +130,47 @@ def write_run_report(path: Path, monitor: RunMonitor, summary: RunSummary, title
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def write_system_report_png(path: Path, figures: Sequence) -> Path:
+    """Bars per stack (healthy, then each fault): success and arrival rates, collisions,
+    vetoes per 100 m and speeds: the suite's system report at a glance."""
+    groups = [figure.group for figure in figures]
+    positions = np.arange(len(groups))
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    width = 0.38
+
+    def values(name: str) -> np.ndarray:
+        return np.array([np.nan if getattr(f, name) is None else getattr(f, name)
+                         for f in figures], dtype=float)
+
+    axes[0].bar(positions - width / 2, values('success_rate') * 100, width, label='success')
+    axes[0].bar(positions + width / 2, values('arrival_rate') * 100, width, label='arrived')
+    axes[0].set_ylabel('% of runs')
+    axes[0].set_ylim(0, 105)
+    axes[1].bar(positions - width / 2, values('collisions'), width, color='#d62728',
+                label='collisions (robot drove into)')
+    axes[1].bar(positions + width / 2, values('contacts_by_others'), width, color='#f2b400',
+                label='hit by others')
+    axes[1].set_ylabel('count')
+    axes[2].bar(positions - width / 2, values('vetoes_per_100m'), width, color='#9467bd',
+                label='vetoes / 100 m')
+    speed_axes = axes[2].twinx()
+    speed_axes.bar(positions + width / 2, values('mean_speed_mps'), width, color='#1f77b4',
+                   label='mean speed [m/s]')
+    speed_axes.set_ylabel('m/s')
+    axes[2].set_ylabel('vetoes per 100 m')
+    handles = axes[2].get_legend_handles_labels()
+    speed_handles = speed_axes.get_legend_handles_labels()
+    axes[2].legend(handles[0] + speed_handles[0], handles[1] + speed_handles[1], fontsize=8)
+    for panel in axes:
+        panel.set_xticks(positions, groups, rotation=35, ha='right', fontsize=8)
+        panel.grid(True, axis='y', alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    figure.suptitle('scenario suite: healthy stack and each injected fault')
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

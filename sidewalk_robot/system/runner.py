@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,13 @@ from sidewalk_robot.config import read_parameter_file
 from sidewalk_robot.ros_env import loopback_environment, pick_domain_id
 from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, LINK_TOPICS, PROCESS_FAULTS,
                                           FaultInjectorConfig, FaultSpec, interposed_links)
-from sidewalk_robot.system.launch_xml import (LaunchFileError, LaunchPlan, find_executable,
-                                              launch_file, read_launch_file, render_argument)
+from sidewalk_robot.system.launch_xml import (LaunchPlan, launch_file, read_launch_file,
+                                              render_argument)
 from sidewalk_robot.system.metrics import Obstacle, RunMonitor, RunSummary
 from sidewalk_robot.system.processes import ProcessSupervisor
 
 DEFAULT_WORLD = 'sidewalk_straight'
 SIMULATOR_LABEL = 'sim'
-STACK_NODES = ('perception', 'planner', 'safety_monitor')
-_MODULE_FALLBACKS = {'fault_injector_node': 'sidewalk_robot.system.fault_injector_node'}
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,6 @@ class RunOptions:
     write_report: bool = True
     progress: Callable[[str, bool], None] | None = None
     """Called with (text, transient): transient texts are the once-a-second status line."""
-    launch_arguments: dict[str, str] = field(default_factory=dict)
     title: str = 'delivery'
 
 
@@ -80,16 +76,6 @@ def new_run_directory(root: Path, label: str) -> Path:
     return candidate
 
 
-def resolve_command(package: str, executable: str) -> list[str]:
-    """The installed console script, or ``python -m`` for a node not yet in setup.py."""
-    try:
-        return [find_executable(package, executable)]
-    except LaunchFileError:
-        if executable in _MODULE_FALLBACKS:
-            return [sys.executable, '-m', _MODULE_FALLBACKS[executable]]
-        raise
-
-
 def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], seed: int) -> Path:
     """The injector's parameter file: config/fault_injector.yaml with this run's faults."""
     defaults = read_parameter_file(share_directory() / 'config' / 'fault_injector.yaml')
@@ -114,7 +100,6 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
         arguments.update(inject_faults=True, fault_injector_params_file=str(params_file))
         for link in links:
             arguments[LINK_LAUNCH_ARGUMENTS[link]] = prefix + LINK_TOPICS[link]
-    arguments.update(options.launch_arguments)
     return {name: render_argument(value) for name, value in arguments.items()}
 
 
@@ -148,7 +133,7 @@ def goal_in_odom(start, goal) -> tuple[float, float, float]:
 def write_plan(plan: LaunchPlan, path: Path) -> None:
     lines = [f'# launch files: {", ".join(str(f) for f in plan.files)}']
     for spec in plan.nodes:
-        lines.append(f'{spec.label}: {" ".join(spec.command(resolve_command))}')
+        lines.append(f'{spec.label}: {" ".join(spec.command())}')
     path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
 
 
@@ -187,7 +172,7 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
     process_faults = [f for f in options.faults if f.type in PROCESS_FAULTS]
     with ProcessSupervisor(run_dir / 'logs', environment, share_directory()) as processes:
         for spec in plan.nodes:
-            processes.start(spec.label, spec.command(resolve_command), dict(spec.environment))
+            processes.start(spec.label, spec.command(), dict(spec.environment))
         with SupervisorSession(domain_id, monitor,
                                run_dir / 'bag' if options.record_bag else None) as session:
             say(f'run folder {run_dir} (ROS_DOMAIN_ID={domain_id}); waiting for '

@@ -21,22 +21,24 @@ def scenario_options(scenario: Scenario, base: RunOptions) -> RunOptions:
 def run_scenario(scenario: Scenario, base: RunOptions, output_root: Path) -> ScenarioResult:
     run_dir = new_run_directory(output_root, scenario.name)
     started = time.monotonic()
+    must_arrive = scenario.success.arrive is True
     try:
         result = run_mission(scenario_options(scenario, base), run_dir)
     except Exception as error:  # one broken scenario must not stop the suite
+        message = f'{type(error).__name__}: {error}'
         return ScenarioResult(scenario.name, scenario.fault_group, scenario.description, False,
-                              [f'{type(error).__name__}: {error}'], None, str(run_dir),
-                              time.monotonic() - started, error=f'{type(error).__name__}: {error}')
+                              [message], None, str(run_dir), time.monotonic() - started,
+                              error=message, must_arrive=must_arrive)
     if result.summary is None:
         return ScenarioResult(scenario.name, scenario.fault_group, scenario.description, False,
                               [result.error or 'no summary'], None, str(run_dir),
-                              result.wall_time_s, error=result.error)
+                              result.wall_time_s, error=result.error, must_arrive=must_arrive)
     failures = scenario.success.failures(result.summary)
     if result.error:
         failures.append(result.error)
     return ScenarioResult(scenario.name, scenario.fault_group, scenario.description,
                           not failures, failures, result.summary, str(run_dir),
-                          result.wall_time_s)
+                          result.wall_time_s, must_arrive=must_arrive)
 
 
 def run_suite(scenarios: Sequence[Scenario], base: RunOptions, output_root: Path,

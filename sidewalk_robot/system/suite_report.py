@@ -21,6 +21,8 @@ class ScenarioResult:
     run_dir: str
     wall_time_s: float
     error: str | None = None
+    must_arrive: bool = True
+    """Whether the scenario is a delivery (success.arrive true), the base of the arrival rate."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -34,11 +36,15 @@ class GroupFigures:
     group: str
     runs: int
     success_rate: float
-    arrival_rate: float
+    arrival_rate: float | None
+    """Arrivals among the runs that must arrive (None: no such run in the group)."""
     collisions: int
     contacts_by_others: int
     vetoes_per_100m: float | None
     mean_speed_mps: float | None
+    """Total distance over total mission time of every run (waiting and stuck time included)."""
+    delivery_speed_mps: float | None
+    """The same over the runs that arrived: how fast deliveries are made."""
     mean_time_to_goal_s: float | None
     scenarios: list[str] = field(default_factory=list)
 
@@ -55,19 +61,29 @@ def group_figures(results: Sequence[ScenarioResult]) -> list[GroupFigures]:
         summaries = [r.summary for r in members if r.summary is not None]
         distance = sum(s.distance_m for s in summaries)
         moving_time = sum(s.mission_time_s for s in summaries)
-        arrivals = [s.time_to_goal_s for s in summaries if s.arrived and s.time_to_goal_s]
+        arrived = [s for s in summaries if s.arrived and s.time_to_goal_s]
+        arrivals = [s.time_to_goal_s for s in arrived]
+        delivered_distance = sum(s.distance_m for s in arrived)
         figures.append(GroupFigures(
             group=name, runs=len(members),
             success_rate=sum(r.passed for r in members) / len(members),
-            arrival_rate=sum(s.arrived for s in summaries) / len(members),
+            arrival_rate=_arrival_rate(members),
             collisions=sum(s.collisions for s in summaries),
             contacts_by_others=sum(s.contacts_by_others for s in summaries),
             vetoes_per_100m=(100.0 * sum(s.vetoes for s in summaries) / distance
                              if distance >= 1.0 else None),
             mean_speed_mps=distance / moving_time if moving_time > 0 else None,
+            delivery_speed_mps=delivered_distance / sum(arrivals) if arrivals else None,
             mean_time_to_goal_s=sum(arrivals) / len(arrivals) if arrivals else None,
             scenarios=[r.name for r in members]))
     return figures
+
+
+def _arrival_rate(members: Sequence[ScenarioResult]) -> float | None:
+    deliveries = [r for r in members if r.must_arrive]
+    if not deliveries:
+        return None
+    return sum(r.summary is not None and r.summary.arrived for r in deliveries) / len(deliveries)
 
 
 def _format(value: float | None, pattern: str) -> str:
@@ -97,14 +113,16 @@ def results_table(results: Sequence[ScenarioResult]) -> str:
 
 def system_report_markdown(figures: Sequence[GroupFigures]) -> str:
     lines = ['| stack | runs | success | arrived | collisions | hit by others | vetoes / 100 m '
-             '| mean speed m/s | time to goal s |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+             '| mean speed m/s | delivery speed m/s | time to goal s |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
     for figure in figures:
         lines.append(
             f'| {figure.group} | {figure.runs} | {figure.success_rate:.0%} | '
-            f'{figure.arrival_rate:.0%} | {figure.collisions} | {figure.contacts_by_others} | '
+            f'{_format(figure.arrival_rate, ".0%")} | {figure.collisions} | '
+            f'{figure.contacts_by_others} | '
             f'{_format(figure.vetoes_per_100m, ".1f")} | '
             f'{_format(figure.mean_speed_mps, ".2f")} | '
+            f'{_format(figure.delivery_speed_mps, ".2f")} | '
             f'{_format(figure.mean_time_to_goal_s, ".1f")} |')
     return '\n'.join(lines)
 
@@ -131,11 +149,14 @@ def junit_xml(results: Sequence[ScenarioResult], suite_name: str = 'sidewalk_rob
 
 
 def write_suite_outputs(results: Sequence[ScenarioResult], directory: Path) -> dict[str, Path]:
-    """result.json, junit.xml, table.txt and system_report.md in ``directory``."""
+    """result.json, junit.xml, table.txt, system_report.md and .png in ``directory``."""
+    from sidewalk_robot.system.report import write_system_report_png
+
     directory.mkdir(parents=True, exist_ok=True)
     figures = group_figures(results)
     paths = {'result': directory / 'result.json', 'junit': directory / 'junit.xml',
-             'table': directory / 'table.txt', 'report': directory / 'system_report.md'}
+             'table': directory / 'table.txt', 'report': directory / 'system_report.md',
+             'figure': directory / 'system_report.png'}
     paths['result'].write_text(json.dumps({
         'passed': sum(r.passed for r in results), 'total': len(results),
         'scenarios': [r.to_dict() for r in results],
@@ -143,4 +164,5 @@ def write_suite_outputs(results: Sequence[ScenarioResult], directory: Path) -> d
     paths['junit'].write_text(junit_xml(results), encoding='utf-8')
     paths['table'].write_text(results_table(results) + '\n', encoding='utf-8')
     paths['report'].write_text(system_report_markdown(figures) + '\n', encoding='utf-8')
+    write_system_report_png(paths['figure'], figures)
     return paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid
@@ -19,7 +20,7 @@ FAULTS = [{'type': 'perception_blind', 'start': 0.0},
 def test_injector_corrupts_grids_drops_scans_and_overrides_commands(
         ros_process, make_node, spin_until) -> None:
     injector = ros_process('fault_injector', command=[
-        sys.executable, '-m', 'sidewalk_robot.system.fault_injector_node', '--ros-args',
+        str(Path(sys.executable).parent / 'fault_injector_node'), '--ros-args',
         '--params-file', 'config/fault_injector.yaml', '-p', f"faults:='{json.dumps(FAULTS)}'"])
     node = make_node('fault_injector_test')
     grid_in = node.create_publisher(OccupancyGrid, '/fault_injector/in/perception/obstacle_grid',

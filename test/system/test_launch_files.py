@@ -13,7 +13,7 @@ import pytest
 from sidewalk_robot import share_directory
 from sidewalk_robot.system.faults import FAULT_TYPES, parse_faults
 from sidewalk_robot.system.launch_xml import find_executable, launch_file, read_launch_file
-from sidewalk_robot.system.runner import RunOptions, launch_arguments_for, resolve_command
+from sidewalk_robot.system.runner import RunOptions, launch_arguments_for
 
 ROOT = share_directory()
 STACK = {'perception': 'perception_node', 'planner': 'planner_node',
@@ -92,7 +92,7 @@ def test_fault_runs_reroute_every_faulted_link_through_the_injector(tmp_path: Pa
     arguments = launch_arguments_for(RunOptions(faults=faults, seed=4), tmp_path)
     plan = read_launch_file(launch_file('sim.launch.xml'), arguments)
     injector = plan.node('fault_injector')
-    resolve_command(injector.package, injector.executable)
+    find_executable(injector.package, injector.executable)
     assert injector.params_files == (tmp_path / 'fault_injector.yaml',)
     produced = {target for spec in plan.nodes for source, target in spec.remaps
                 if source != target}

@@ -237,3 +237,25 @@ def test_types_outside_the_distribution_are_read_from_their_package(tmp_path: Pa
     with pytest.raises(BagError, match='acme_msgs/msg/Gadget'):
         other.add_topic('/gadgets', 'acme_msgs/msg/Gadget')  # no Gadget.msg anywhere
     other.close()
+
+
+def test_unknown_message_type_on_an_optional_topic_is_left_out_with_a_warning(
+        tmp_path: Path) -> None:
+    messages = synthetic_messages(tmp_path)
+    bag = tmp_path / 'bag'
+    writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    connections = {topic: writer.add_connection(topic, msgtype, typestore=STORE)
+                   for topic, msgtype in sorted({(t, m) for t, m, _, _ in messages})}
+    estop = writer.add_connection('/safety/estop', 'acme_msgs/msg/BigRedButton', msgdef='',
+                                  rihs01='RIHS01_00')
+    for topic, _, stamp, data in messages:
+        writer.write(connections[topic], stamp, data)
+    writer.write(estop, messages[-1][2], b'\x00\x01\x00\x00\x01')
+    writer.close()
+    inspection = inspect_bag(bag, ReplayCriteria())
+    assert inspection.usable, inspection.reason
+    assert '/safety/estop' not in inspection.played_topics
+    assert inspection.warnings == [
+        '/safety/estop not played: unknown message type acme_msgs/msg/BigRedButton: '
+        'the bag carries no definition for it']

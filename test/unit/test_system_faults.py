@@ -133,3 +133,10 @@ def test_faults_on_other_links_do_not_touch_a_link() -> None:
     cells = np.ones(4, dtype=np.int8)
     assert injector.grid('obstacle_grid', 0.5, cells, 2) is cells
     assert injector.active_faults(0.5)[0].type == 'lidar_dropout'
+
+
+def test_malformed_grids_pass_unchanged_for_the_consumer_to_reject() -> None:
+    injector = core({'type': 'perception_random'})
+    odd = np.full(7, 100, dtype=np.int8)
+    assert injector.grid('obstacle_grid', 0.0, odd, 4) is odd
+    assert injector.grid('obstacle_grid', 0.0, odd, 0) is odd

@@ -51,8 +51,13 @@ def test_stop_all_ends_children_of_children(tmp_path: Path) -> None:
                'time.sleep(60)']
     supervisor = ProcessSupervisor(tmp_path, dict(os.environ))
     parent = supervisor.start('spawner', spawner)
-    assert wait_for(lambda: parent.log_tail().strip().splitlines()[-1].isdigit())
-    child_pid = int(parent.log_tail().strip().splitlines()[-1])
+
+    def printed_pid() -> int | None:  # the child's "up" may come before or after the pid
+        return next((int(line) for line in parent.log_tail().splitlines() if line.isdigit()),
+                    None)
+
+    assert wait_for(lambda: printed_pid() is not None)
+    child_pid = printed_pid()
     started = time.monotonic()
     supervisor.stop_all(grace_s=3.0)
     assert time.monotonic() - started < 8.0

@@ -103,7 +103,8 @@ def results() -> list[ScenarioResult]:
                                mission_time_s=20.0, vetoes=2), 'runs/b', 60.0),
         ScenarioResult('blind', 'perception_blind', 'd', True, [],
                        summary(arrived=False, time_to_goal_s=None, distance_m=8.0,
-                               mission_time_s=40.0, vetoes=1), 'runs/c', 70.0),
+                               mission_time_s=40.0, vetoes=1), 'runs/c', 70.0,
+                       must_arrive=False),
         ScenarioResult('broken', 'camera_frozen', 'd', False, ['sim died'], None, 'runs/d', 5.0,
                        error='sim died'),
     ]
@@ -117,9 +118,13 @@ def test_group_figures_per_fault() -> None:
     assert healthy.success_rate == 0.5 and healthy.arrival_rate == 0.5
     assert healthy.vetoes_per_100m == pytest.approx(100 * 2 / 40)
     assert healthy.mean_speed_mps == pytest.approx(40 / 50)
+    assert healthy.delivery_speed_mps == pytest.approx(30 / 30)
     assert healthy.mean_time_to_goal_s == pytest.approx(30.0)
     assert blind.mean_time_to_goal_s is None and blind.collisions == 0
+    assert blind.arrival_rate is None, 'no delivery in the group: no arrival rate'
+    assert frozen.arrival_rate == 0.0
     assert frozen.runs == 1 and frozen.success_rate == 0.0 and frozen.mean_speed_mps is None
+    assert blind.delivery_speed_mps is None
     assert group_figures(results())[0].group == 'healthy'
 
 
