@@ -45,7 +45,7 @@ class TrainingConfig:
     run_dir: str = describe('runs/perception/sidewalk_seg_v1', 'checkpoints of this run')
     version: str = describe('sidewalk_seg_v1', 'model version written into the card')
     architecture: str = describe('default', 'network size: default or tiny')
-    epochs: int = describe(18, 'passes over the training split', min=1)
+    epochs: int = describe(22, 'passes over the training split', min=1)
     batch_size: int = describe(24, 'images per step', min=1)
     learning_rate: float = describe(4e-3, 'peak AdamW learning rate', min=0.0)
     weight_decay: float = describe(1e-4, 'AdamW weight decay', min=0.0)
