@@ -88,17 +88,29 @@ def config_from_dict(config_type: type[ConfigT], values: dict[str, Any],
     return config
 
 
+def read_yaml_mapping(path: str | Path, what: str = 'file') -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file gives {}).
+
+    FileNotFoundError names ``what`` and the path; ValueError names the path and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{what} not found: {path}')
+    try:
+        document = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except yaml.YAMLError as error:
+        raise ValueError(f'{path}: not valid YAML: {error}') from error
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ValueError(f'{path}: expected a mapping at the top level')
+    return document
+
+
 def read_parameter_file(path: str | Path, node_name: str | None = None) -> dict[str, Any]:
     """The ``ros__parameters`` of a ROS 2 parameter YAML file (``/**`` or the node's key)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'parameter file not found: {path}')
-    try:
-        document = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f'{path}: not valid YAML: {error}') from error
-    if not isinstance(document, dict):
-        raise ValueError(f'{path}: expected a mapping at the top level')
+    document = read_yaml_mapping(path, 'parameter file')
     parameters: dict[str, Any] = {}
     for key in ('/**', node_name, f'/{node_name}' if node_name else None):
         if key and isinstance(document.get(key), dict):

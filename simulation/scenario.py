@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sidewalk_robot.config import read_yaml_mapping
 from sidewalk_robot.simulation.sdf import Geometry, Pose3
 from sidewalk_robot.simulation.semantics import SemanticClass
 from sidewalk_robot.simulation.world import (DEFAULT_PEDESTRIAN, PEDESTRIAN_COLOR, Actor, Pose2D,
@@ -55,14 +54,10 @@ class Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario YAML file (FileNotFoundError / ScenarioError when bad)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'scenario file not found: {path}')
     try:
-        document = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except yaml.YAMLError as error:
-        raise ScenarioError(f'{path}: not valid YAML: {error}') from error
-    if not isinstance(document, dict):
-        raise ScenarioError(f'{path}: expected a mapping at the top level')
+        document = read_yaml_mapping(path, 'scenario file')
+    except ValueError as error:
+        raise ScenarioError(str(error)) from error
     return scenario_from_dict(document, source=str(path), path=path)
 
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sidewalk_robot import share_directory
+from sidewalk_robot.config import read_yaml_mapping
 from sidewalk_robot.system.faults import FaultSpec, parse_faults
 from sidewalk_robot.system.metrics import RunSummary
 
@@ -123,14 +122,7 @@ def parse_success(entry: Mapping[str, Any] | None, path: Path) -> SuccessCriteri
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check one scenario file; ValueError / FileNotFoundError name the problem."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'scenario file not found: {path}')
-    try:
-        document = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except yaml.YAMLError as error:
-        raise ValueError(f'{path}: not valid YAML: {error}') from error
-    if not isinstance(document, dict):
-        raise ValueError(f'{path}: a scenario must be a mapping')
+    document = read_yaml_mapping(path, 'scenario file')
     unknown = set(document) - _SIMULATOR_KEYS - _SYSTEM_KEYS
     if unknown:
         raise ValueError(f'{path}: unknown keys {sorted(unknown)}')
