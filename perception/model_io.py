@@ -7,7 +7,6 @@ architecture. Every failure is a ModelLoadError with a message a user can act on
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sidewalk_robot.perception.dataset import file_sha256
 from sidewalk_robot.perception.labels import CLASS_NAMES
 from sidewalk_robot.perception.model import ArchitectureSpec, InputSpec, SegmentationNet
 
@@ -37,14 +37,6 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return str(self.card.get('version', 'unknown'))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open('rb') as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_model(folder: Path, network: SegmentationNet, input_spec: InputSpec,
