@@ -58,6 +58,14 @@ class PlannerConfig:
                                    '(rises to cruise at comfort_clearance) [m/s]', min=0.0)
     pedestrian_keep_out: float = describe(0.5, 'gap the footprint keeps from pedestrians; the '
                                           'robot yields rather than come closer [m]', min=0.0)
+    pedestrian_static_time: float = describe(3.0, 'a pedestrian blob seen at the same odom place '
+                                             'this long is a standing object: passed with the '
+                                             'obstacle clearance, not the keep-out [s]', min=0.1)
+    pedestrian_static_radius: float = describe(0.3, 'a blob within this of an earlier one is at '
+                                               'the same place (centroid jitter) [m]', min=0.01)
+    pedestrian_prediction_time: float = describe(1.5, 'the keep-out also covers where a moving '
+                                                 'pedestrian will be within this time [s]',
+                                                 min=0.0)
     creep_speed: float = describe(0.3, 'speed allowed into unknown or uncertain cells [m/s]',
                                   min=0.0)
     unknown_blind_distance: float = describe(0.9, 'unknown cells with x below this (base_link) are '

@@ -105,7 +105,8 @@ class GridFields:
     """Distance fields of one obstacle grid (and optional pedestrian grid) for fast lookups."""
 
     def __init__(self, obstacles: LocalGrid, pedestrians: LocalGrid | None,
-                 config: PlannerConfig, circles: FootprintCircles) -> None:
+                 config: PlannerConfig, circles: FootprintCircles,
+                 standing_pedestrians: np.ndarray | None = None) -> None:
         if pedestrians is not None and not obstacles.same_geometry(pedestrians):
             raise ValueError('pedestrian grid geometry differs from the obstacle grid')
         self.grid = obstacles
@@ -125,6 +126,11 @@ class GridFields:
             self.pedestrian_distance = _distance_to(people, resolution)
         else:
             self.pedestrian_distance = np.full(obstacles.shape, FAR_AWAY, dtype=np.float32)
+        # Pedestrian-labelled cells that have not moved (see pedestrians.py): obstacles for the
+        # rollouts, but a stop in front of them is still reported as yielding to a pedestrian.
+        standing = (standing_pedestrians if standing_pedestrians is not None
+                    else np.zeros(obstacles.shape, dtype=bool))
+        self.standing_pedestrian_distance = _distance_to(standing, resolution)
         # Each circle reads the highest probability it overlaps, so a thin uncertain obstacle
         # still costs something even between the circle centres.
         kernel_cells = max(1, int(math.ceil(circles.radius / resolution)))
@@ -198,6 +204,15 @@ class GridFields:
         ring_of_cell = (rings + 1 - times_reached.astype(np.float32))
         cost = offset[seed] + ring_of_cell * (_RING_STEP * grid.resolution)
         return np.where(times_reached > 0, cost, np.inf).astype(np.float32)
+
+    def standing_pedestrian_clearance(self, x: float, y: float, yaw: float) -> float:
+        """Gap between the footprint at a grid-frame pose and standing pedestrian cells."""
+        circles = self.circles
+        circle_x, circle_y = transform_points(Pose2D(x, y, yaw), circles.offsets_x,
+                                              circles.offsets_y)
+        rows, cols, inside = self.cells_of(circle_x, circle_y)
+        distances = np.where(inside, self.standing_pedestrian_distance[rows, cols], FAR_AWAY)
+        return float(distances.min()) - circles.radius
 
     def sample(self, xs: np.ndarray, ys: np.ndarray, yaws: np.ndarray) -> PoseSamples:
         """Footprint clearances and contacts for poses given in the grid's frame.

@@ -247,6 +247,13 @@ class LocalPlanner:
         if cut[preferred] < self.steps:
             index = cut[preferred]
             blocking = 'pedestrian' if hits_pedestrian[preferred, index] else 'obstacle'
+            # A cell's distance is measured to the cell's edge; half a cell of slack.
+            near_standing_pedestrian = fields.standing_pedestrian_clearance(
+                float(grid_x[preferred, index]), float(grid_y[preferred, index]),
+                float(yaw[preferred, index] + robot_in_grid.yaw)
+            ) < obstacle_floor + fields.grid.resolution
+            if near_standing_pedestrian:
+                blocking = 'pedestrian'
 
         if not admissible.any():
             empty = np.zeros(0)

@@ -17,6 +17,7 @@ from sidewalk_robot.planning.geometry import (FootprintCircles, Pose2D, transfor
                                               wrap_angle)
 from sidewalk_robot.planning.grid import GridFields, LocalGrid
 from sidewalk_robot.planning.local_planner import LocalPlan, LocalPlanner, RouteReference
+from sidewalk_robot.planning.pedestrians import PedestrianTracker, TrackedPedestrians
 from sidewalk_robot.planning.route import Route, RouteProgress
 
 IDLE, DRIVING, WAITING, BLOCKED, ARRIVED = 'idle', 'driving', 'waiting', 'blocked', 'arrived'
@@ -126,6 +127,8 @@ class Planner:
         self._pedestrians: LocalGrid | None = None
         self._fields: GridFields | None = None
         self._fields_key: tuple[LocalGrid | None, LocalGrid | None] = (None, None)
+        self._tracker = PedestrianTracker(config)
+        self._tracked: tuple[LocalGrid | None, TrackedPedestrians | None] = (None, None)
         self._pending_goal: tuple[float, float] | None = None
         self._progress: RouteProgress | None = None
         self._arrived = False
@@ -305,7 +308,10 @@ class Planner:
                        'blocking': plan.blocking or 'none'})
 
         if self._assist is not None:
-            if plan.admissible and plan.progress_gain >= config.resume_progress:
+            # The route's own choice must be unobstructed: the predicted gain of some detour
+            # alone is what kept a robot circling without progress in the first place.
+            way_clear = plan.blocking is None
+            if plan.admissible and way_clear and plan.progress_gain >= config.resume_progress:
                 resolved = AssistRequest('resolved', 'path clear again', pose, now,
                                          progress.route.goal)
                 self._assist = None
@@ -363,9 +369,20 @@ class Planner:
         pedestrians = self._usable_pedestrians(now)
         key = self._fields_key
         if self._fields is None or key[0] is not self._obstacles or key[1] is not pedestrians:
-            self._fields = GridFields(self._obstacles, pedestrians, self.config, self.circles)
+            tracked = self._track(pedestrians)
+            self._fields = GridFields(self._obstacles, tracked and tracked.keep_out, self.config,
+                                      self.circles, tracked and tracked.static)
             self._fields_key = (self._obstacles, pedestrians)
         return self._fields
+
+    def _track(self, pedestrians: LocalGrid | None) -> TrackedPedestrians | None:
+        """Each pedestrian grid goes through the tracker once, where odom saw it taken."""
+        if pedestrians is None:
+            return None
+        if self._tracked[0] is not pedestrians:
+            grid_pose = self._history.pose_at(pedestrians.stamp)
+            self._tracked = (pedestrians, self._tracker.update(pedestrians, grid_pose))
+        return self._tracked[1]
 
     def _route_reference(self, pose: Pose2D, goal_distance: float, fields: GridFields,
                          robot_in_grid: Pose2D) -> RouteReference:

@@ -9,9 +9,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-import yaml
-
-from sidewalk_robot.config import config_from_dict, describe
+from sidewalk_robot.config import config_from_dict, describe, read_yaml_mapping
 
 CRITERIA_FILE_NAME = 'replay_criteria.yaml'
 
@@ -108,14 +106,7 @@ def load_criteria(path: str | Path | None) -> ReplayCriteria:
     if path is None:
         return ReplayCriteria()
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'criteria file not found: {path}')
-    try:
-        document = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f'{path}: not valid YAML: {error}') from error
-    if not isinstance(document, dict):
-        raise ValueError(f'{path}: expected a mapping of criteria')
+    document = read_yaml_mapping(path, 'criteria file')
     try:
         return config_from_dict(ReplayCriteria, document)
     except ValueError as error:

@@ -45,6 +45,23 @@ class SafetyConfig:
         2, 'returns an obstacle needs inside the swept footprint to count (noise rejection)',
         min=1)
 
+    max_obstacle_speed: float = describe(
+        3.0, 'rule 9: closing speeds of returns are clamped to this (a jogger) [m/s]',
+        min=0.0)
+    min_obstacle_speed: float = describe(
+        0.3, 'rule 9: closing speeds below this count as 0 (range noise, odometry error, the '
+        'visible side of a passed object shifting) [m/s]',
+        min=0.0)
+    approach_baseline: float = describe(
+        0.3, 'rule 9: closing speed is measured against the scan at least this much older [s]',
+        min=0.01)
+    approach_watch_margin: float = describe(
+        0.6, 'rule 9: an approaching return this far beside the footprint\'s corridor (either '
+        'side) is watched too, so a crosser is seen before it enters the path [m]', min=0.0)
+    approach_stop_distance: float = describe(
+        1.0, 'rule 9: an approaching return in the watched corridor this close to the footprint '
+        'stops motion towards it (turning in place stays allowed) [m]', min=0.0)
+
     def __post_init__(self) -> None:
         if self.slowdown_distance < self.stop_margin:
             raise ValueError(f'parameter \'slowdown_distance\' = {self.slowdown_distance} must '

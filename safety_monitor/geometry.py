@@ -158,13 +158,22 @@ def contact_distances(points: np.ndarray, arc: Arc, horizon: float) -> np.ndarra
     footprint already counts only if the motion pushes into it, so moving away stays possible.
     Each value is rounded down to the previous sampled pose: never later than the true contact.
     """
+    return indexed_contact_distances(points, arc, horizon)[1]
+
+
+def indexed_contact_distances(points: np.ndarray, arc: Arc,
+                              horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """``contact_distances`` with the index into ``points`` of each reached point."""
+    nothing = (np.empty(0, dtype=int), np.empty(0))
     if arc.linear == 0.0 and arc.straight:
-        return np.empty(0)
+        return nothing
     horizon = min(horizon, arc.max_travel())
     reach = horizon + arc.footprint.circumradius + SWEEP_STEP
-    candidates = points[(np.hypot(points[:, 0], points[:, 1]) <= reach) & arc.may_touch(points)]
+    candidate_index = np.flatnonzero((np.hypot(points[:, 0], points[:, 1]) <= reach)
+                                     & arc.may_touch(points))
+    candidates = points[candidate_index]
     if len(candidates) == 0 or horizon <= 0.0:
-        return np.empty(0)
+        return nothing
     travel = SWEEP_STEP * np.arange(1, math.ceil(horizon / SWEEP_STEP) + 1)
     x, y, yaw = arc.poses(travel)
     cos_yaw, sin_yaw = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
@@ -177,7 +186,7 @@ def contact_distances(points: np.ndarray, arc: Arc, horizon: float) -> np.ndarra
     touching = (depth <= SWEEP_STEP / 2.0) & (depth < start[None, :] - 1e-9)
     reached = touching.any(axis=0)
     first_sample = touching.argmax(axis=0)[reached]
-    return first_sample * SWEEP_STEP
+    return candidate_index[reached], first_sample * SWEEP_STEP
 
 
 def kth_smallest(values: np.ndarray, count: int) -> float:

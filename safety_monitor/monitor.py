@@ -13,16 +13,17 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from sidewalk_robot.safety_monitor.approach import ApproachTracker
 from sidewalk_robot.safety_monitor.config import SafetyConfig
 from sidewalk_robot.safety_monitor.estop import EStopLatch, ResetResult
-from sidewalk_robot.safety_monitor.geometry import (Arc, Footprint, ScanPoints, contact_distances,
-                                                    kth_smallest, scan_to_points)
+from sidewalk_robot.safety_monitor.geometry import (Arc, Footprint, ScanPoints, kth_smallest,
+                                                    scan_to_points)
 from sidewalk_robot.safety_monitor.inputs import (LaserScanData, OdometrySample, VelocityCommand,
                                                   command_problem, odometry_problem,
                                                   scan_header_problem, stamp_problem)
-from sidewalk_robot.safety_monitor.rules import (cap_acceleration, cap_speeds, escape_rotation,
-                                                 lead_speed_limit, separation_limit,
-                                                 staleness_problem, sweep_horizon)
+from sidewalk_robot.safety_monitor.rules import (approaching_clearance, cap_acceleration,
+                                                 cap_speeds, escape_rotation, separation_limit,
+                                                 staleness_problem)
 
 
 class State(str, Enum):
@@ -44,6 +45,7 @@ class Reason(str, Enum):
     ESCAPE_ROTATION = 'escape_rotation'
     REVERSE_UNCHECKED = 'reverse_unchecked'
     OBSTACLE_STOP = 'obstacle_stop'
+    APPROACH_STOP = 'approach_stop'
     WAITING_FOR_INPUTS = 'waiting_for_inputs'
     CLOCK_JUMPED_BACK = 'clock_jumped_back'
     CMD_INVALID = 'cmd_invalid'
@@ -72,6 +74,9 @@ class Decision:
     (inf: none; nan: no valid scan yet)."""
     path_clearance_m: float
     """Lead-point travel along the commanded path to the nearest debounced return."""
+    closing_speed_mps: float
+    """Fastest closing speed of any return of the latest scan (rule 9; 0: nothing approaches,
+    nan: no valid scan yet)."""
     changed: bool
     """True when state or reason differ from the previous decision."""
 
@@ -122,6 +127,7 @@ class SafetyMonitor:
         self._odometry: _InputSlot[OdometrySample] = _InputSlot(
             'odometry', Reason.ODOM_INVALID, Reason.ODOM_STALE, config.odom_timeout)
         self._estop = EStopLatch()
+        self._approach = ApproachTracker(config, self.footprint)
         self._latest_time = -math.inf
         self._clock_note: str | None = None
         self._previous_linear = 0.0
@@ -156,6 +162,11 @@ class SafetyMonitor:
             if points.valid_beams == 0:
                 problem = f'none of its {len(scan.ranges)} beams is valid'
         self._store(self._scan, points, scan.stamp, problem)
+        if problem is None:
+            odometry = self._odometry.sample
+            self._approach.observe(scan.stamp, points.points,
+                                   None if odometry is None else odometry.linear,
+                                   None if odometry is None else odometry.angular)
 
     def _stamp_problem(self, slot: _InputSlot, stamp: float, now: float) -> str | None:
         self._observe_clock(now)
@@ -197,6 +208,7 @@ class SafetyMonitor:
                                 f'{now:.3f} s; waiting for fresh inputs')
             for slot in self._slots:
                 slot.forget()
+            self._approach.forget()
         self._latest_time = now
 
     # Decision -------------------------------------------------------------------------------
@@ -217,7 +229,8 @@ class SafetyMonitor:
             self.counts[verdict.reason.value] += 1
             self._previous_key = key
         return Decision(now, linear, angular, verdict.state, verdict.reason, verdict.detail,
-                        allowed, self._nearest_obstacle(), path_clearance, changed)
+                        allowed, self._nearest_obstacle(), path_clearance,
+                        self._fastest_closing_speed(), changed)
 
     def _blocking_verdict(self, now: float) -> _Verdict | None:
         """Rules 4, 5 and 6: anything that forces a stop regardless of the command."""
@@ -243,27 +256,36 @@ class SafetyMonitor:
         return None
 
     def _gate_motion(self, now: float) -> tuple[float, float, float, float, _Verdict]:
-        """Rules 1, 2, 3 and 7 applied to the current command, in that order."""
+        """Rules 1, 2, 9, 3 and 7 applied to the current command, in that order."""
         config = self.config
         command = self._command.sample
         scan = self._scan.sample
+        speeds = self._approach.point_speeds
         capped = cap_speeds(command.linear, command.angular, config)
         linear = cap_acceleration(capped.linear, self._previous_linear,
                                   config.max_linear_accel * self._elapsed(now))
         accel_limited = linear != capped.linear
         angular = capped.angular
-        separation = separation_limit(linear, angular, scan.points, self.footprint, config)
-        allowed = self._allowed_linear_speed(linear, angular, separation.allowed_lead_speed)
-        if separation.scale == 0.0:
+        separation = separation_limit(linear, angular, scan.points, self.footprint, config,
+                                      speeds)
+        approaching = approaching_clearance(scan.points, speeds, linear, self.footprint, config)
+        approach_stop = approaching <= config.approach_stop_distance
+        allowed = 0.0 if approach_stop else \
+            self._allowed_linear_speed(linear, angular, separation.allowed_lead_speed)
+        if separation.scale == 0.0 or approach_stop:
+            if approach_stop:
+                blocked = (f'a return {approaching:.2f} m from the footprint closes in, within '
+                           f'approach_stop_distance {config.approach_stop_distance:.2f} m')
+            else:
+                blocked = (f'return {separation.path_clearance:.2f} m along the path is within '
+                           f'the stop distance')
             turn = escape_rotation(angular, scan.points, self.footprint, config)
             if turn != 0.0:
                 return 0.0, turn, allowed, separation.path_clearance, _Verdict(
-                    State.LIMIT, Reason.ESCAPE_ROTATION,
-                    f'path blocked {separation.path_clearance:.2f} m ahead; turning in place')
+                    State.LIMIT, Reason.ESCAPE_ROTATION, f'{blocked}; turning in place')
             return 0.0, 0.0, allowed, separation.path_clearance, _Verdict(
-                State.STOP, Reason.OBSTACLE_STOP,
-                f'return {separation.path_clearance:.2f} m along the path is within the stop '
-                f'distance')
+                State.STOP, Reason.APPROACH_STOP if approach_stop else Reason.OBSTACLE_STOP,
+                blocked)
         linear, angular = linear * separation.scale, angular * separation.scale
         if separation.scale < 1.0:
             verdict = _Verdict(State.LIMIT, Reason.OBSTACLE_SLOWDOWN,
@@ -300,11 +322,15 @@ class SafetyMonitor:
 
     def _straight_ahead_limit(self) -> float:
         config = self.config
-        arc = Arc(config.max_linear_speed, 0.0, self.footprint)
-        contacts = contact_distances(self._scan.sample.points, arc,
-                                     sweep_horizon(config.max_linear_speed, config))
-        clearance = kth_smallest(contacts, config.min_points)
-        return min(config.max_linear_speed, lead_speed_limit(clearance, config))
+        separation = separation_limit(config.max_linear_speed, 0.0, self._scan.sample.points,
+                                      self.footprint, config, self._approach.point_speeds)
+        return min(config.max_linear_speed, separation.allowed_lead_speed)
+
+    def _fastest_closing_speed(self) -> float:
+        if self._scan.sample is None:
+            return math.nan
+        speeds = self._approach.point_speeds
+        return float(speeds.max()) if len(speeds) else 0.0
 
     def _nearest_obstacle(self) -> float:
         if self._scan.sample is None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sidewalk_robot.safety_monitor.config import SafetyConfig
-from sidewalk_robot.safety_monitor.geometry import (SWEEP_STEP, Arc, Footprint, contact_distances,
-                                                    kth_smallest)
+from sidewalk_robot.safety_monitor.geometry import (SWEEP_STEP, Arc, Footprint,
+                                                    indexed_contact_distances, kth_smallest)
 
 
 # Rule 1: caps ---------------------------------------------------------------------------------
@@ -43,20 +43,25 @@ def cap_acceleration(target: float, previous: float, max_step: float) -> float:
 
 # Rule 2: speed and separation ----------------------------------------------------------------
 
-def required_distance(speed: float, config: SafetyConfig) -> float:
-    """Distance the lead point needs to stop from ``speed``, plus the margin it must keep."""
+def required_distance(speed: float, config: SafetyConfig, obstacle_speed: float = 0.0) -> float:
+    """Distance the lead point needs to stop from ``speed``, plus the margin it must keep, plus
+    how far an obstacle closing at ``obstacle_speed`` comes during reaction and braking (rule 9).
+    """
     return speed * config.reaction_time + speed ** 2 / (2.0 * config.brake_decel) \
-        + config.stop_margin
+        + config.stop_margin \
+        + obstacle_speed * (config.reaction_time + speed / config.brake_decel)
 
 
-def stopping_speed_limit(distance: float, config: SafetyConfig) -> float:
-    """Largest v >= 0 with v*reaction_time + v^2/(2*brake_decel) + stop_margin <= distance."""
+def stopping_speed_limit(distance: float, config: SafetyConfig,
+                         obstacle_speed: float = 0.0) -> float:
+    """Largest v >= 0 with required_distance(v, obstacle_speed) <= distance."""
     if math.isinf(distance):
         return math.inf
-    room = distance - config.stop_margin
+    room = distance - config.stop_margin - obstacle_speed * config.reaction_time
     if room <= 0.0:
         return 0.0
-    decel, delay = config.brake_decel, config.reaction_time
+    decel = config.brake_decel
+    delay = config.reaction_time + obstacle_speed / decel
     return decel * (math.sqrt(delay * delay + 2.0 * room / decel) - delay)
 
 
@@ -70,18 +75,37 @@ def slowdown_speed_limit(distance: float, config: SafetyConfig) -> float:
     return config.max_linear_speed * (distance - config.stop_margin) / span
 
 
-def lead_speed_limit(distance: float, config: SafetyConfig) -> float:
-    return min(stopping_speed_limit(distance, config), slowdown_speed_limit(distance, config))
+def lead_speed_limit(distance: float, config: SafetyConfig, obstacle_speed: float = 0.0) -> float:
+    return min(stopping_speed_limit(distance, config, obstacle_speed),
+               slowdown_speed_limit(distance, config))
 
 
-def sweep_horizon(lead_speed: float, config: SafetyConfig) -> float:
-    """Lead-point travel beyond which no return could limit ``lead_speed``."""
+def lead_speed_limits(distances: np.ndarray, obstacle_speeds: np.ndarray,
+                      config: SafetyConfig) -> np.ndarray:
+    """``lead_speed_limit`` for many finite distances at once."""
+    decel = config.brake_decel
+    room = distances - config.stop_margin - obstacle_speeds * config.reaction_time
+    delay = config.reaction_time + obstacle_speeds / decel
+    stopping = decel * (np.sqrt(delay * delay + 2.0 * np.maximum(room, 0.0) / decel) - delay)
+    stopping = np.where(room > 0.0, stopping, 0.0)
+    span = config.slowdown_distance - config.stop_margin
+    with np.errstate(divide='ignore', invalid='ignore'):
+        ramp = config.max_linear_speed * (distances - config.stop_margin) / span
+    ramp = np.where(distances <= config.stop_margin, 0.0, ramp) if span > 0.0 \
+        else np.zeros_like(distances)
+    ramp = np.where(distances >= config.slowdown_distance, np.inf, ramp)
+    return np.minimum(stopping, ramp)
+
+
+def sweep_horizon(lead_speed: float, config: SafetyConfig, obstacle_speed: float = 0.0) -> float:
+    """Lead-point travel beyond which no return closing at up to ``obstacle_speed`` could limit
+    ``lead_speed``."""
     if config.max_linear_speed > 0.0 and lead_speed < config.max_linear_speed:
         ramp_end = config.stop_margin + (config.slowdown_distance - config.stop_margin) \
             * lead_speed / config.max_linear_speed
     else:
         ramp_end = config.slowdown_distance
-    return max(required_distance(lead_speed, config), ramp_end) + SWEEP_STEP
+    return max(required_distance(lead_speed, config, obstacle_speed), ramp_end) + SWEEP_STEP
 
 
 @dataclass(frozen=True)
@@ -94,17 +118,44 @@ class Separation:
 
 
 def separation_limit(linear: float, angular: float, points: np.ndarray, footprint: Footprint,
-                     config: SafetyConfig) -> Separation:
-    """Rules 2 and 7: limit the motion so it can stop before the min_points-th nearest return
-    in the footprint swept along the commanded arc (slower still inside the slow-down zone)."""
+                     config: SafetyConfig, point_speeds: np.ndarray | None = None) -> Separation:
+    """Rules 2, 7 and 9: limit the motion so it can stop before the min_points-th nearest return
+    in the footprint swept along the commanded arc (slower still inside the slow-down zone).
+
+    ``point_speeds`` (rule 9): how fast each return closes in; each return's distance is then
+    judged with its own speed, and the min_points-th smallest of the resulting limits holds.
+    As every limit is non-decreasing in distance, all-zero speeds give exactly rule 2.
+    """
     arc = Arc(linear, angular, footprint)
     lead_speed = arc.lead_speed
     if lead_speed == 0.0:
         return Separation(1.0, math.inf, math.inf)
-    contacts = contact_distances(points, arc, sweep_horizon(lead_speed, config))
+    fastest = float(point_speeds.max()) if point_speeds is not None and len(point_speeds) else 0.0
+    index, contacts = indexed_contact_distances(points, arc,
+                                                sweep_horizon(lead_speed, config, fastest))
     clearance = kth_smallest(contacts, config.min_points)
-    allowed = lead_speed_limit(clearance, config)
+    if fastest == 0.0:
+        allowed = lead_speed_limit(clearance, config)
+    else:
+        allowed = kth_smallest(lead_speed_limits(contacts, point_speeds[index], config),
+                               config.min_points)
     return Separation(min(1.0, allowed / lead_speed), clearance, allowed)
+
+
+def approaching_clearance(points: np.ndarray, point_speeds: np.ndarray, linear: float,
+                          footprint: Footprint, config: SafetyConfig) -> float:
+    """Rule 9: footprint clearance of the min_points-th nearest return that closes in and lies in
+    the watched corridor on the side the robot drives to (inf: none, or no linear motion).
+
+    The corridor is the footprint's width plus approach_watch_margin on either side, from the
+    base_link origin onwards in the direction of travel: a crosser is seen before it steps in.
+    """
+    if linear == 0.0 or len(points) == 0:
+        return math.inf
+    ahead = math.copysign(1.0, linear) * points[:, 0] >= 0.0
+    beside = np.abs(points[:, 1]) <= footprint.half_width + config.approach_watch_margin
+    watched = ahead & beside & (point_speeds > 0.0)
+    return kth_smallest(footprint.clearance(points[watched]), config.min_points)
 
 
 # Rule 3: escape -------------------------------------------------------------------------------

@@ -139,7 +139,8 @@ class SafetyMonitorNode(Node):
             {'state': decision.state.value, 'reason': decision.reason.value,
              'allowed_linear_speed': decision.allowed_linear_speed,
              'nearest_obstacle_m': decision.nearest_obstacle_m,
-             'path_clearance_m': decision.path_clearance_m})
+             'path_clearance_m': decision.path_clearance_m,
+             'closing_speed_mps': decision.closing_speed_mps})
 
     def _log_change(self, decision: Decision) -> None:
         """One line per change; the same state and reason again within the throttle period

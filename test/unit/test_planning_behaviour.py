@@ -209,3 +209,39 @@ def test_asks_for_help_when_blocked_and_resumes_when_the_way_clears() -> None:
     assert all(t.output.state == 'blocked' and t.output.linear == 0.0
                for t in ticks if requested_at <= t.time < 120.0)
     assert ticks[-1].output.state == 'arrived'
+
+
+def test_passes_a_gap_whose_edges_perception_mislabels_as_pedestrians() -> None:
+    # As in the narrow_gap scenario: the learned model labels the crates' inner corners
+    # pedestrian, which with the 0.5 m keep-out would close the 1.0 m gap for good.
+    world = _wall_with_gap(1.0)
+    world.pedestrians = [Box(4.0, 0.5, 4.3, 0.8), Box(4.0, -0.8, 4.3, -0.5)]
+    ticks = drive(planner_to(9.0, 0.0), world, START, duration=40.0)
+    assert ticks[-1].output.state == 'arrived'
+    assert closest_approach(world, ticks) > 0.0
+    assert not any(t.output.assist for t in ticks)
+    # Were they taken for people standing in the gap, the robot would wait in front of them.
+    polite = drive(planner_to(9.0, 0.0, pedestrian_static_time=1000.0), world, START,
+                   duration=15.0)
+    assert polite[-1].output.state == 'waiting'
+    assert polite[-1].output.reason == 'yielding to a pedestrian'
+
+
+@pytest.mark.parametrize('start_y', [5.5, 6.0])
+def test_waits_for_a_walker_crossing_its_way_instead_of_cutting_in_front(start_y: float) -> None:
+    # Timed to reach the robot's lane with the robot: from where the walker is now alone
+    # (no prediction) the robot comes within 0.22 m (5.5) or touches them (6.0).
+    crossing_x, speed = 6.0, 1.0
+
+    def walker(now: float, world: World) -> None:
+        y = start_y - speed * (now - 100.0)
+        world.pedestrians = [Box(crossing_x - 0.2, y - 0.2, crossing_x + 0.2, y + 0.2)]
+
+    world = World()
+    ticks = drive(planner_to(12.0, 0.0), world, START, duration=40.0, world_update=walker)
+    assert ticks[-1].output.state == 'arrived'
+    gaps = []
+    for tick in ticks:
+        walker(tick.time, world)
+        gaps.append(world.footprint_clearance(tick.pose, LENGTH, WIDTH, pedestrians=True))
+    assert min(gaps) >= 0.4, min(gaps)

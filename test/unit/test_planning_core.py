@@ -15,6 +15,7 @@ from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import FootprintCircles, Pose2D
 from sidewalk_robot.planning.grid import GridFields, LocalGrid
 from sidewalk_robot.planning.local_planner import slowdown_speed, stopping_distance
+from sidewalk_robot.planning.pedestrians import PedestrianTracker
 from sidewalk_robot.planning.planner import Odometry, Planner
 from sidewalk_robot.planning.route import Route, RouteProgress
 from sidewalk_robot.planning.synthetic import Box, World
@@ -267,3 +268,43 @@ def test_every_command_is_within_the_limits(boxes, speed, turn, probability) -> 
         assert v - speed <= CONFIG.max_linear_accel / CONFIG.control_rate + 1e-9
         assert speed - v <= CONFIG.max_linear_accel / CONFIG.control_rate + 1e-9
         assert output.state == 'driving' and output.path
+
+
+def _pedestrian_grid(robot: Pose2D, person: Box, stamp: float) -> LocalGrid:
+    return World(pedestrians=[person]).render(robot, stamp)[1]
+
+
+def test_a_pedestrian_blob_that_stays_put_in_odom_becomes_an_obstacle() -> None:
+    tracker = PedestrianTracker(CONFIG)
+    crate_corner = Box(5.0, -0.2, 5.3, 0.1)
+    kept_out = []
+    for step in range(40):  # 4 s while the robot drives towards it at 0.5 m/s
+        now = 100.0 + 0.1 * step
+        robot = Pose2D(0.05 * step, 0.0, 0.0)
+        tracked = tracker.update(_pedestrian_grid(robot, crate_corner, now), robot)
+        people = tracked.keep_out.probability > 0.0
+        kept_out.append(bool(people.any()))
+        assert not (people & tracked.static).any()
+    # Yielding at first, as to a person standing there; static after most of 3 s.
+    static_from = kept_out.index(False)
+    assert 0.8 * CONFIG.pedestrian_static_time <= 0.1 * static_from <= CONFIG.pedestrian_static_time
+    assert not any(kept_out[static_from:])
+    assert tracked.static.sum() >= 6
+
+
+def test_a_walking_pedestrian_stays_a_pedestrian_and_is_kept_out_of_its_way() -> None:
+    tracker = PedestrianTracker(CONFIG)
+    robot = Pose2D(0.0, 0.0, 0.0)
+    for step in range(40):  # crossing from the left at 1 m/s, 4 m ahead
+        now = 100.0 + 0.1 * step
+        y = 2.0 - 0.1 * step
+        tracked = tracker.update(_pedestrian_grid(robot, Box(3.8, y - 0.2, 4.2, y + 0.2), now),
+                                 robot)
+        assert not tracked.static.any()
+    xs, ys = tracked.keep_out.cell_centres()
+    kept = tracked.keep_out.probability > 0.0
+    on_its_line = np.abs(xs - 4.0) < 0.15
+    # Where the walker is now (y about -1.9) and up to 1.5 s further on, not behind it.
+    assert kept[on_its_line & (np.abs(ys - (y - 1.0)) < 0.05)].all()
+    assert kept[on_its_line & (np.abs(ys - (y - 1.4)) < 0.05)].all()
+    assert not kept[on_its_line & (np.abs(ys - (y + 0.6)) < 0.05)].any()
