@@ -125,5 +125,8 @@ class PlannerConfig:
                                     'help [s]', min=0.1)
     stuck_progress_distance: float = describe(0.3, 'route progress that resets the stuck timer [m]',
                                               min=0.01)
+    stuck_wander_distance: float = describe(4.0, 'driving this far without route progress '
+                                            '(circling in front of a closed way) asks for help '
+                                            'before stuck_timeout [m]', min=0.1)
     resume_progress: float = describe(0.5, 'while waiting for help, a rollout gaining this much '
                                       'towards the carrot resumes driving [m]', min=0.01)

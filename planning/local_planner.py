@@ -25,6 +25,9 @@ STATIONARY_ARC = 1e-3
 DETOUR_ALLOWANCE = 2.0
 """Extra travel [m] the cost-to-go wavefront explores beyond the carrot-to-rollout distance."""
 
+CARROT_LINE_SAMPLES = 26
+"""Points checked along the straight line to the carrot for being in view."""
+
 OBSTACLE_ESCAPE_SLACK = 0.02
 """A robot already inside the clearance margin may move if it gets no closer than this [m]."""
 
@@ -48,6 +51,12 @@ class LocalPlan:
     blocking: str | None
     """'obstacle' or 'pedestrian': what cuts the rollout the route would like best."""
     progress_gain: float
+    detour: float
+    """How much further the way to the carrot around obstacles is than the straight line [m]:
+    about 0 when the route ahead is open."""
+    carrot_in_view: bool
+    """The straight line to the carrot crosses no risky unknown cell: the grid shows it open
+    because it was seen, not because the camera looks elsewhere."""
     path_x: np.ndarray
     path_y: np.ndarray
     path_yaw: np.ndarray
@@ -198,6 +207,14 @@ class LocalPlanner:
         # punished for the part the robot will never drive.
         start_distance = float(distance_to_go(np.array(robot_in_grid.x),
                                               np.array(robot_in_grid.y)))
+        detour = start_distance - math.hypot(carrot_in_grid_x - robot_in_grid.x,
+                                             carrot_in_grid_y - robot_in_grid.y)
+        along = np.linspace(0.0, 1.0, CARROT_LINE_SAMPLES)
+        line_rows, line_cols, line_inside = fields.cells_of(
+            robot_in_grid.x + along * (carrot_in_grid_x - robot_in_grid.x),
+            robot_in_grid.y + along * (carrot_in_grid_y - robot_in_grid.y))
+        carrot_in_view = bool(np.all(line_inside
+                                     & (fields.unknown_distance[line_rows, line_cols] > 0.0)))
         to_go = np.where(valid, distance_to_go(grid_x, grid_y), np.inf)
         closest = to_go.argmin(axis=1)[:, None]
         carrot_distance = np.where(cut > 0, to_go.min(axis=1), start_distance)
@@ -257,9 +274,10 @@ class LocalPlanner:
 
         if not admissible.any():
             empty = np.zeros(0)
-            return LocalPlan(0.0, 0.0, False, blocking or 'obstacle', 0.0, empty, empty, empty)
+            return LocalPlan(0.0, 0.0, False, blocking or 'obstacle', 0.0, detour,
+                             carrot_in_view, empty, empty, empty)
         best = int(np.argmin(np.where(admissible, total, np.inf)))
         keep = valid[best]
         return LocalPlan(float(first_v[best]), float(first_w[best]), True, blocking,
-                         start_distance - float(carrot_distance[best]),
+                         start_distance - float(carrot_distance[best]), detour, carrot_in_view,
                          x[best][keep], y[best][keep], yaw[best][keep])

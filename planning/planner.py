@@ -31,6 +31,14 @@ STOPPED_SPEED = 0.02
 ROUTE_LINE_STEP = 0.2
 """Spacing of the keep-right line points the route cost measures against [m]."""
 
+RESUME_HOLD = 1.0
+"""While waiting for an operator, the way must look open this long [s]: one grid in which
+perception missed a barrier is no reason to drive at it again."""
+
+OPEN_WAY_DETOUR = 0.5
+"""While waiting for an operator, the way counts as open again when going round obstacles to
+the carrot is at most this much longer than the straight line [m]."""
+
 CARROT_SLIDE = 3.0
 """How much further along the route the carrot may move to get off an obstacle [m]."""
 
@@ -136,6 +144,9 @@ class Planner:
         self._last_command = (0.0, 0.0)
         self._progress_mark = math.inf
         self._progress_time = 0.0
+        self._wandered = 0.0
+        self._wander_pose: Pose2D | None = None
+        self._open_since: float | None = None
         self._assist: AssistRequest | None = None
 
     # ----------------------------------------------------------------------------- inputs
@@ -235,8 +246,20 @@ class Planner:
         self._arrived = False
         self._input_error = ''
         self._assist = None
-        self._progress_mark = math.inf
+        self._wander_pose = None
+        self._mark_progress(now, math.inf)
+
+    def _mark_progress(self, now: float, remaining: float) -> None:
+        self._progress_mark = remaining
         self._progress_time = now
+        self._wandered = 0.0
+        self._open_since = None
+
+    def _stuck(self, now: float) -> bool:
+        """No route progress for stuck_timeout, or driven stuck_wander_distance without any."""
+        config = self.config
+        return (now - self._progress_time > config.stuck_timeout
+                or self._wandered > config.stuck_wander_distance)
 
     # ----------------------------------------------------------------------------- step
     def step(self, now: float) -> PlannerOutput:
@@ -290,9 +313,11 @@ class Planner:
             return self._stop(ARRIVED, f'goal reached ({goal_distance:.2f} m away)', 'OK',
                               values=values)
 
+        if self._wander_pose is not None:
+            self._wandered += self._wander_pose.distance_to(pose.x, pose.y)
+        self._wander_pose = pose
         if progress.remaining < self._progress_mark - config.stuck_progress_distance:
-            self._progress_mark = progress.remaining
-            self._progress_time = now
+            self._mark_progress(now, progress.remaining)
 
         problem = self._grid_problem(now, values)
         if problem:
@@ -305,18 +330,23 @@ class Planner:
         v0, w0 = self._current_velocity(odometry)
         plan = self.local_planner.plan(fields, robot_in_grid, v0, w0, reference)
         values.update({'progress_gain_m': plan.progress_gain,
+                       'detour_m': plan.detour, 'carrot_in_view': plan.carrot_in_view,
                        'blocking': plan.blocking or 'none'})
 
         if self._assist is not None:
-            # The route's own choice must be unobstructed: the predicted gain of some detour
-            # alone is what kept a robot circling without progress in the first place.
-            way_clear = plan.blocking is None
-            if plan.admissible and way_clear and plan.progress_gain >= config.resume_progress:
+            # The way along the route must be open, not merely some detour promising progress:
+            # such promises are what kept a robot circling in front of a barrier.
+            way_open = (plan.admissible and plan.progress_gain >= config.resume_progress
+                        and plan.detour <= OPEN_WAY_DETOUR and plan.carrot_in_view)
+            if not way_open:
+                self._open_since = None
+            elif self._open_since is None:
+                self._open_since = now
+            if way_open and now - self._open_since >= RESUME_HOLD:
                 resolved = AssistRequest('resolved', 'path clear again', pose, now,
                                          progress.route.goal)
                 self._assist = None
-                self._progress_time = now
-                self._progress_mark = progress.remaining
+                self._mark_progress(now, progress.remaining)
                 return self._drive(plan, pose, values, resolved)
             return self._stop(BLOCKED, f'waiting for an operator: {self._assist.reason}', 'ERROR',
                               values=values)
@@ -334,7 +364,7 @@ class Planner:
                       'obstacle': 'path blocked by an obstacle'}.get(plan.blocking or '',
                                                                       'no useful motion')
             return self._waiting_or_assist(now, pose, state, reason, 'WARN', values)
-        if now - self._progress_time > config.stuck_timeout:
+        if self._stuck(now):
             return self._waiting_or_assist(now, pose, BLOCKED, 'no route progress', 'WARN',
                                            values)
         return self._drive(plan, pose, values, None)
@@ -428,7 +458,7 @@ class Planner:
     def _waiting_or_assist(self, now: float, pose: Pose2D, state: str, reason: str, level: str,
                            values: dict[str, object]) -> PlannerOutput:
         """Stop; once there has been no route progress for stuck_timeout, ask for help."""
-        if self._assist is None and now - self._progress_time > self.config.stuck_timeout:
+        if self._assist is None and self._stuck(now):
             self._assist = AssistRequest('requested', reason, pose, now,
                                          self._progress.route.goal)
             return self._stop(BLOCKED, f'waiting for an operator: {reason}', 'ERROR',

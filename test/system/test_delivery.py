@@ -78,7 +78,7 @@ def test_blind_perception_stops_at_the_pole(tmp_path: Path) -> None:
         f'{summary.vetoes_by_reason}, limits {summary.limits_by_reason}\n{logs}'
 
 
-def test_planner_full_speed_at_a_wall_is_vetoed(tmp_path: Path) -> None:
+def test_planner_full_speed_at_a_wall_is_held_back_by_the_monitor(tmp_path: Path) -> None:
     result, run_dir, logs = run(tmp_path, {
         'name': 'full_speed_wall', 'world': 'sidewalk_straight', 'seed': 3,
         'goal': {'x': 12.0, 'y': 0.0, 'yaw': 0.0}, 'timeout': 14,
@@ -92,8 +92,11 @@ def test_planner_full_speed_at_a_wall_is_vetoed(tmp_path: Path) -> None:
     assert summary.collisions == 0, logs
     assert not summary.arrived
     assert summary.distance_m > 1.0, 'the robot did move towards the wall'
-    assert any('obstacle' in reason for reason in summary.vetoes_by_reason), \
-        f'vetoes: {summary.vetoes_by_reason}\n{logs}'
+    # Depending on timing the monitor either stops the robot outright (a veto) or ramps the
+    # allowed speed down to zero as the wall nears (a limit); either way it says why.
+    reasons = {**summary.vetoes_by_reason, **summary.limits_by_reason}
+    assert any('obstacle' in reason for reason in reasons), f'reasons: {reasons}\n{logs}'
+    assert summary.min_clearance_m is not None and summary.min_clearance_m > 0.1, logs
 
 
 pytestmark = pytest.mark.timeout(400)

@@ -8,7 +8,7 @@ import pytest
 
 from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import Pose2D
-from sidewalk_robot.planning.planner import Planner
+from sidewalk_robot.planning.planner import RESUME_HOLD, Planner
 from sidewalk_robot.planning.synthetic import Box, Tick, World, drive
 
 CONFIG = PlannerConfig()
@@ -245,3 +245,51 @@ def test_waits_for_a_walker_crossing_its_way_instead_of_cutting_in_front(start_y
         walker(tick.time, world)
         gaps.append(world.footprint_clearance(tick.pose, LENGTH, WIDTH, pedestrians=True))
     assert min(gaps) >= 0.4, min(gaps)
+
+
+def test_circling_without_route_progress_stops_and_asks_for_help_at_once() -> None:
+    # The base circles 2 m in front of a closed sidewalk (as when the camera, turned away
+    # from a barrier, shows open ground): after stuck_wander_distance of driving without
+    # route progress the planner stops and asks, long before stuck_timeout.
+    from sidewalk_robot.planning.planner import Odometry
+    planner = planner_to(12.0, 0.0)
+    world = World(obstacles=[Box(3.0, -20.0, 3.3, 20.0)])
+    requests, outputs = [], []
+    for step in range(150):
+        now = 100.0 + 0.1 * step
+        angle = 0.5 * 0.1 * step  # 0.5 m/s on a circle of 1 m radius
+        pose = Pose2D(1.0 + math.sin(angle), 1.0 - math.cos(angle), angle)
+        planner.set_odometry(Odometry(now, 'odom', pose, 0.5, 0.5), now)
+        obstacles, pedestrians = world.render(pose, now)
+        planner.set_obstacle_grid(obstacles, now)
+        planner.set_pedestrian_grid(pedestrians, now)
+        output = planner.step(now)
+        outputs.append(output)
+        if output.assist is not None:
+            requests.append((now, output.assist))
+    assert [r.status for _, r in requests] == ['requested']
+    requested_at = requests[0][0]
+    # The first quarter turn (3.1 s) still gains route progress; 4 m more take 8 s.
+    last_progress = 100.0 + math.pi / 2.0 / 0.5
+    assert requested_at - last_progress <= CONFIG.stuck_wander_distance / 0.5 + 0.5
+    assert requested_at - last_progress < CONFIG.stuck_timeout / 2.0
+    after = outputs[int(round((requested_at - 100.0) * 10)):]
+    assert all(o.linear == 0.0 and o.angular == 0.0 and o.state == 'blocked' for o in after)
+
+
+def test_resumes_only_when_the_way_stays_open_and_in_view() -> None:
+    world = World(obstacles=[Box(3.0, -20.0, 3.3, 20.0)])
+
+    def wall_flickers_then_fog(now: float, world: World) -> None:
+        # One grid without the wall (perception missed it), later the wall gone but the
+        # way ahead unseen, and only from 125 s the open way in view.
+        world.obstacles = [] if 116.0 <= now < 116.1 or now >= 118.0 else [
+            Box(3.0, -20.0, 3.3, 20.0)]
+        world.unknown = [Box(2.6, -20.0, 40.0, 20.0)] if 118.0 <= now < 125.0 else []
+
+    ticks = drive(planner_to(8.0, 0.0, stuck_timeout=10.0), world, START, duration=40.0,
+                  world_update=wall_flickers_then_fog)
+    requests = [(t.time, t.output.assist.status) for t in ticks if t.output.assist is not None]
+    assert [status for _, status in requests] == ['requested', 'resolved']
+    assert requests[0][0] < 116.0 and 125.0 + RESUME_HOLD <= requests[1][0] < 127.0
+    assert ticks[-1].output.state == 'arrived'

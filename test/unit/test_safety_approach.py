@@ -231,4 +231,6 @@ def test_closing_speeds_never_loosen_the_separation_limit(ranges: list[float],
     moving = separation_limit(linear, angular, points, footprint, CONFIG, speeds)
     assert moving.allowed_lead_speed <= static.allowed_lead_speed
     assert moving.scale <= static.scale
-    assert moving.path_clearance == static.path_clearance
+    # A closing speed lengthens the stretch of path that must be clear, so the check may see
+    # a return the static check did not need to look at: never a longer clearance.
+    assert moving.path_clearance <= static.path_clearance
