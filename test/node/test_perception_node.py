@@ -18,16 +18,9 @@ from sidewalk_robot.perception.model_io import read_card, save_model
 from sidewalk_robot.perception.perception_node import PerceptionNode
 from sidewalk_robot.perception.training import ARCHITECTURES
 from sidewalk_robot.ros_common import COMMAND_QOS, SENSOR_QOS, array_to_image, seconds_to_stamp
+from helpers.images import street_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def street_image(width: int = 320, height: int = 240) -> np.ndarray:
-    image = np.zeros((height, width, 3), dtype=np.uint8)
-    image[: height // 3] = (150, 190, 235)
-    image[height // 3:] = (160, 160, 155)
-    image[height // 2: height * 3 // 4, width // 3: width // 2] = (40, 40, 45)
-    return image
 
 
 @dataclass

@@ -16,6 +16,7 @@ from sidewalk_robot.perception.model_io import load_model, save_model
 from sidewalk_robot.perception.pipeline import PerceptionPipeline, image_statistics
 
 from test_perception_model import trained_looking_network
+from helpers.images import street_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,15 +26,6 @@ def pipeline(tmp_path: Path) -> PerceptionPipeline:
     save_model(tmp_path / 'model', trained_looking_network(), InputSpec(), 1.0, {'version': 't'})
     config = PerceptionConfig(model_dir=str(tmp_path / 'model'))
     return PerceptionPipeline.from_config(config)
-
-
-def street_image(width: int = 320, height: int = 240) -> np.ndarray:
-    """Sky over grey pavement with a dark box standing on it."""
-    image = np.zeros((height, width, 3), dtype=np.uint8)
-    image[: height // 3] = (150, 190, 235)
-    image[height // 3:] = (160, 160, 155)
-    image[height // 2: height * 3 // 4, width // 3: width // 2] = (40, 40, 45)
-    return image
 
 
 def test_shipped_parameter_file_matches_the_config_defaults() -> None:
