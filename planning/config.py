@@ -74,6 +74,24 @@ class PlannerConfig:
     require_pedestrian_grid: bool = describe(True, 'stop when the pedestrian grid is missing or '
                                              'stale')
 
+    # The bumper lidar (scan_layer.py): extra obstacles and the returns that move
+    use_scan: bool = describe(True, 'add /scan returns to the obstacle grid and give moving '
+                              'returns the pedestrian keep-out along their predicted way')
+    scan_frame: str = describe('laser_link', 'frame /scan must be in')
+    laser_x_offset: float = describe(0.30, 'laser_link x in base_link [m]')
+    laser_y_offset: float = describe(0.0, 'laser_link y in base_link [m]')
+    laser_yaw_offset: float = describe(0.0, 'laser_link yaw in base_link [rad]')
+    scan_timeout: float = describe(0.5, 'a scan older than this is left out (the planner goes '
+                                   'on with the camera grids; the safety monitor stops on a '
+                                   'stale scan anyway) [s]', min=0.01)
+    scan_cluster_gap: float = describe(0.25, 'neighbouring returns closer than this belong to '
+                                       'one cluster [m]', min=0.01)
+    moving_return_max_size: float = describe(0.9, 'clusters larger than this (walls, hedges) '
+                                             'are never taken for walkers [m]', min=0.05)
+    moving_return_min_speed: float = describe(0.35, 'a cluster this fast or faster moves '
+                                              '(slower is the jitter of its visible face) [m/s]',
+                                              min=0.0)
+
     # Trajectory sampling
     horizon: float = describe(2.5, 'rollout horizon [s]', min=0.5, max=10.0)
     rollout_step: float = describe(0.125, 'rollout time step [s]', min=0.02, max=0.5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from sidewalk_robot.planning.grid import GridFields, LocalGrid
 from sidewalk_robot.planning.local_planner import LocalPlan, LocalPlanner, RouteReference
 from sidewalk_robot.planning.pedestrians import PedestrianTracker, TrackedPedestrians
 from sidewalk_robot.planning.route import Route, RouteProgress
+from sidewalk_robot.planning.scan_layer import (MovingReturn, MovingReturnTracker, Scan,
+                                                mark_predicted_ways, mark_returns)
 
 IDLE, DRIVING, WAITING, BLOCKED, ARRIVED = 'idle', 'driving', 'waiting', 'blocked', 'arrived'
 
@@ -134,9 +136,13 @@ class Planner:
         self._obstacles: LocalGrid | None = None
         self._pedestrians: LocalGrid | None = None
         self._fields: GridFields | None = None
-        self._fields_key: tuple[LocalGrid | None, LocalGrid | None] = (None, None)
+        self._fields_key: tuple[LocalGrid | None, LocalGrid | None, Scan | None] = \
+            (None, None, None)
         self._tracker = PedestrianTracker(config)
         self._tracked: tuple[LocalGrid | None, TrackedPedestrians | None] = (None, None)
+        self._scan: Scan | None = None
+        self._movers: list[MovingReturn] = []
+        self._mover_tracker = MovingReturnTracker(config)
         self._pending_goal: tuple[float, float] | None = None
         self._progress: RouteProgress | None = None
         self._arrived = False
@@ -216,6 +222,28 @@ class Planner:
         self._pedestrians = grid
         return None
 
+    def set_scan(self, scan: Scan, now: float) -> str | None:
+        """A lidar scan as points in base_link; returns inside the footprint are the robot's
+        own body and are dropped."""
+        self._forget_the_future(now)
+        if not math.isfinite(scan.stamp) or not np.all(np.isfinite(scan.points)):
+            error = 'scan is not finite'
+        else:
+            error = self._check_stamp(scan.stamp, self._scan and self._scan.stamp, now, 'scan')
+        if error:
+            self._input_error = error
+            return error
+        half_length, half_width = 0.5 * self.config.footprint_length, \
+            0.5 * self.config.footprint_width
+        points = scan.points
+        outside = (np.abs(points[:, 0]) > half_length) | (np.abs(points[:, 1]) > half_width)
+        scan = Scan(scan.stamp, points[outside])
+        self._scan = scan
+        self._movers = []
+        if self._odometry is not None:
+            self._movers = self._mover_tracker.update(scan, self._history.pose_at(scan.stamp))
+        return None
+
     def report_input_error(self, error: str) -> None:
         """A message the node could not even convert: shown in diagnostics."""
         self._input_error = error
@@ -281,6 +309,9 @@ class Planner:
             self._obstacles = None
         if self._pedestrians is not None and self._pedestrians.stamp > limit:
             self._pedestrians = None
+        if self._scan is not None and self._scan.stamp > limit:
+            self._scan = None
+            self._movers = []
 
     def _decide(self, now: float) -> PlannerOutput:
         config = self.config
@@ -324,6 +355,9 @@ class Planner:
             return self._waiting_or_assist(now, pose, WAITING, problem, 'ERROR', values)
 
         fields = self._grid_fields(now)
+        scan = self._usable_scan(now)
+        values['scan_in_use'] = scan is not None
+        values['moving_returns'] = len(self._movers) if scan is not None else 0
         grid_pose = self._history.pose_at(self._obstacles.stamp)
         robot_in_grid = grid_pose.inverse().compose(pose)
         reference = self._route_reference(pose, goal_distance, fields, robot_in_grid)
@@ -394,16 +428,58 @@ class Planner:
             return None
         return pedestrians
 
+    def _usable_scan(self, now: float) -> Scan | None:
+        scan = self._scan
+        if not self.config.use_scan or scan is None or now - scan.stamp > self.config.scan_timeout:
+            return None
+        return scan
+
     def _grid_fields(self, now: float) -> GridFields:
-        """Distance fields, rebuilt only when a new grid arrived."""
-        pedestrians = self._usable_pedestrians(now)
-        key = self._fields_key
-        if self._fields is None or key[0] is not self._obstacles or key[1] is not pedestrians:
+        """Distance fields, rebuilt only when a new grid or scan arrived."""
+        inputs = (self._obstacles, self._usable_pedestrians(now), self._usable_scan(now))
+        if self._fields is None or any(new is not old
+                                       for new, old in zip(inputs, self._fields_key)):
+            obstacles, pedestrians, scan = inputs
             tracked = self._track(pedestrians)
-            self._fields = GridFields(self._obstacles, tracked and tracked.keep_out, self.config,
-                                      self.circles, tracked and tracked.static)
-            self._fields_key = (self._obstacles, pedestrians)
+            keep_out = tracked and tracked.keep_out
+            if scan is not None:
+                obstacles, keep_out = self._with_scan(scan, obstacles, keep_out)
+            self._fields = GridFields(obstacles, keep_out, self.config, self.circles,
+                                      tracked and tracked.static)
+            self._fields_key = inputs
         return self._fields
+
+    def _with_scan(self, scan: Scan, obstacles: LocalGrid,
+                   keep_out: LocalGrid | None) -> tuple[LocalGrid, LocalGrid | None]:
+        """The obstacle grid with the scan's returns occupied, and the keep-out grid with the
+        predicted ways of the moving returns (scan_layer.py)."""
+        grid_pose = self._history.pose_at(obstacles.stamp)
+        scan_in_grid = grid_pose.inverse().compose(self._history.pose_at(scan.stamp))
+        xs, ys = transform_points(scan_in_grid, scan.points[:, 0], scan.points[:, 1])
+        returns = mark_returns(obstacles.shape, obstacles.resolution, obstacles.origin, xs, ys)
+        obstacles = replace(obstacles,
+                            probability=np.where(returns, np.float32(1.0), obstacles.probability),
+                            unknown=obstacles.unknown & ~returns)
+        if not self._movers:
+            return obstacles, keep_out
+        odom_to_grid = grid_pose.inverse()
+        cos_yaw, sin_yaw = math.cos(odom_to_grid.yaw), math.sin(odom_to_grid.yaw)
+        movers = []
+        for mover in self._movers:
+            x, y = transform_points(odom_to_grid, np.array(mover.x), np.array(mover.y))
+            movers.append(MovingReturn(float(x), float(y),
+                                       cos_yaw * mover.velocity_x - sin_yaw * mover.velocity_y,
+                                       sin_yaw * mover.velocity_x + cos_yaw * mover.velocity_y,
+                                       mover.radius))
+        cell_x, cell_y = obstacles.cell_centres()
+        ways = mark_predicted_ways(cell_x, cell_y, movers, self.config.pedestrian_prediction_time)
+        if keep_out is None:
+            keep_out = replace(obstacles, probability=np.zeros(obstacles.shape, np.float32),
+                               unknown=np.zeros(obstacles.shape, dtype=bool))
+        keep_out = replace(keep_out,
+                           probability=np.where(ways, np.float32(1.0), keep_out.probability),
+                           unknown=keep_out.unknown & ~ways)
+        return obstacles, keep_out
 
     def _track(self, pedestrians: LocalGrid | None) -> TrackedPedestrians | None:
         """Each pedestrian grid goes through the tracker once, where odom saw it taken."""

@@ -10,12 +10,14 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry as OdometryMsg, Path
 from rclpy.node import Node
+from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
 from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
 from sidewalk_robot.planning.grid import LocalGrid
 from sidewalk_robot.planning.planner import Odometry, Planner, PlannerOutput
+from sidewalk_robot.planning.scan_layer import Scan, scan_points
 from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
                                        stamp_to_seconds)
@@ -58,6 +60,8 @@ class PlannerNode(Node):
                                  COMMAND_QOS)
         self.create_subscription(OccupancyGrid, '/perception/pedestrian_grid',
                                  self.on_pedestrian_grid, COMMAND_QOS)
+        if self.config.use_scan:
+            self.create_subscription(LaserScan, '/scan', self.on_scan, SENSOR_QOS)
         self.cycle_times: deque[float] = deque(maxlen=CYCLE_WINDOW)
         self.last_diagnostics = (None, None, -1.0)
         self.create_timer(1.0 / self.config.control_rate, self.on_timer)
@@ -109,6 +113,25 @@ class PlannerNode(Node):
             self._report(f'pedestrian grid rejected: {error}')
             return
         self._report(self.planner.set_pedestrian_grid(grid, self.now()))
+
+    def on_scan(self, message: LaserScan) -> None:
+        problem = None
+        if message.header.frame_id != self.config.scan_frame:
+            problem = (f'scan rejected: frame {message.header.frame_id!r} is not '
+                       f'{self.config.scan_frame!r}')
+        else:
+            try:
+                points = scan_points(np.asarray(message.ranges, dtype=np.float64),
+                                     message.angle_min, message.angle_increment,
+                                     message.range_min, message.range_max, self.config)
+            except ValueError as error:
+                problem = f'scan rejected: {error}'
+        if problem:
+            self.planner.report_input_error(problem)
+            self._report(problem)
+            return
+        scan = Scan(stamp_to_seconds(message.header.stamp), points)
+        self._report(self.planner.set_scan(scan, self.now()))
 
     # ----------------------------------------------------------------------------- outputs
     def on_timer(self) -> None:

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import Pose2D, transform_points
 from sidewalk_robot.planning.grid import LocalGrid
 from sidewalk_robot.planning.planner import Odometry, Planner, PlannerOutput
+from sidewalk_robot.planning.scan_layer import Scan
 
 DEFAULT_GEOMETRY = (80, 80, 0.1, Pose2D(-1.0, -4.0, 0.0))
 """width, height, resolution, origin of the perception grid (docs/interfaces.md)."""
@@ -35,6 +37,25 @@ class Box:
         dy = np.maximum(np.maximum(self.y_min - ys, ys - self.y_max), 0.0)
         return np.hypot(dx, dy)
 
+    def ray_distance(self, x: float, y: float, directions_x: np.ndarray,
+                     directions_y: np.ndarray) -> np.ndarray:
+        """Distance along each unit ray from (x, y) to the box (inf: missed; slab method)."""
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t1x, t2x = (self.x_min - x) / directions_x, (self.x_max - x) / directions_x
+            t1y, t2y = (self.y_min - y) / directions_y, (self.y_max - y) / directions_y
+        inside_x = (self.x_min <= x) & (x <= self.x_max)
+        inside_y = (self.y_min <= y) & (y <= self.y_max)
+        near_x = np.where(directions_x == 0.0, np.where(inside_x, -np.inf, np.inf),
+                          np.minimum(t1x, t2x))
+        far_x = np.where(directions_x == 0.0, np.where(inside_x, np.inf, -np.inf),
+                         np.maximum(t1x, t2x))
+        near_y = np.where(directions_y == 0.0, np.where(inside_y, -np.inf, np.inf),
+                          np.minimum(t1y, t2y))
+        far_y = np.where(directions_y == 0.0, np.where(inside_y, np.inf, -np.inf),
+                         np.maximum(t1y, t2y))
+        near, far = np.maximum(near_x, near_y), np.minimum(far_x, far_y)
+        return np.where((near <= far) & (near >= 0.0), near, np.inf)
+
 
 @dataclass
 class World:
@@ -44,6 +65,8 @@ class World:
     obstacle_probability: int = 100
     blind_x: float | None = None
     """Cells with base_link x below this are unknown, like the camera's blind spot."""
+    lidar_only: list[Box] = field(default_factory=list)
+    """Obstacles perception misses (low, thin, unusual): only the lidar's scan shows them."""
     geometry: tuple[int, int, float, Pose2D] = DEFAULT_GEOMETRY
 
     def render(self, pose: Pose2D, stamp: float) -> tuple[LocalGrid, LocalGrid]:
@@ -72,6 +95,24 @@ class World:
                 LocalGrid.from_occupancy(pedestrian_values.ravel(), width, height, resolution,
                                          origin, stamp, 'base_link'))
 
+    def scan(self, pose: Pose2D, stamp: float, config: PlannerConfig,
+             beams: int = 360, max_range: float = 10.0) -> Scan:
+        """An exact 360-degree scan of every box from the laser at ``pose``, as points in
+        base_link (what ``scan_points`` makes of a LaserScan)."""
+        laser = pose.compose(Pose2D(config.laser_x_offset, config.laser_y_offset,
+                                    config.laser_yaw_offset))
+        angles = laser.yaw + np.linspace(-math.pi, math.pi, beams, endpoint=False)
+        directions_x, directions_y = np.cos(angles), np.sin(angles)
+        ranges = np.full(beams, np.inf)
+        for box in self.obstacles + self.pedestrians + self.lidar_only:
+            ranges = np.minimum(ranges, box.ray_distance(laser.x, laser.y, directions_x,
+                                                         directions_y))
+        hit = ranges <= max_range
+        xs = laser.x + ranges[hit] * directions_x[hit]
+        ys = laser.y + ranges[hit] * directions_y[hit]
+        base_x, base_y = transform_points(pose.inverse(), xs, ys)
+        return Scan(stamp, np.column_stack([base_x, base_y]))
+
     def footprint_clearance(self, pose: Pose2D, length: float, width: float,
                             pedestrians: bool = False) -> float:
         """Smallest distance from the footprint rectangle to an obstacle (or pedestrian) box."""
@@ -93,10 +134,11 @@ class Tick:
 
 def drive(planner: Planner, world: World, start: Pose2D, duration: float,
           start_time: float = 100.0, until_arrived: bool = True,
-          world_update=None) -> list[Tick]:
+          world_update=None, lidar: bool = False) -> list[Tick]:
     """Run the planner in closed loop with an ideal unicycle at its control rate.
 
-    ``world_update(time, world)`` may change the world between cycles (obstacles appearing).
+    ``world_update(time, world)`` may change the world between cycles (obstacles appearing);
+    with ``lidar`` the planner also gets a scan every cycle.
     """
     dt = 1.0 / planner.config.control_rate
     pose, linear, angular = start, 0.0, 0.0
@@ -109,6 +151,8 @@ def drive(planner: Planner, world: World, start: Pose2D, duration: float,
         obstacles, pedestrians = world.render(pose, now)
         planner.set_obstacle_grid(obstacles, now)
         planner.set_pedestrian_grid(pedestrians, now)
+        if lidar:
+            planner.set_scan(world.scan(pose, now, planner.config), now)
         output = planner.step(now)
         ticks.append(Tick(now, pose, output))
         if until_arrived and output.state == 'arrived':

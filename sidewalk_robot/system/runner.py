@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ class RunOptions:
     timeout_s: float = 120.0
     """Simulated seconds after the goal before the run gives up."""
     faults: tuple[FaultSpec, ...] = ()
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per node of robot.launch.xml, parameters that differ from config/<node>.yaml."""
     goal_tolerance_m: float = 0.5
     startup_timeout_s: float = 120.0
     """Wall seconds for every node to come up (perception loads its model)."""
@@ -85,13 +87,25 @@ def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], s
     return path
 
 
+def write_changed_parameters(path: Path, node: str, changes: Mapping[str, Any]) -> Path:
+    """config/<node>.yaml with ``changes`` applied, for the <node>_params_file argument."""
+    parameters = {**read_parameter_file(share_directory() / 'config' / f'{node}.yaml'),
+                  **changes}
+    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': parameters}}), encoding='utf-8')
+    return path
+
+
 def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
-    """sim.launch.xml's arguments for this run, with the fault injector's links rerouted."""
+    """sim.launch.xml's arguments for this run, with the fault injector's links rerouted and
+    the parameter files of nodes whose parameters the run changes."""
     arguments: dict[str, Any] = {
         'world': options.world, 'seed': options.seed,
         'real_time_factor': float(options.real_time_factor),
         'scenario_file': str(options.scenario_file) if options.scenario_file else '',
     }
+    for node, changes in options.parameters.items():
+        params_file = write_changed_parameters(run_dir / f'{node}.yaml', node, changes)
+        arguments[f'{node}_params_file'] = str(params_file)
     links = interposed_links(options.faults)
     if links:
         prefix = FaultInjectorConfig().input_prefix

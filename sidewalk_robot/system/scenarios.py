@@ -7,6 +7,7 @@ adds:
     description: what the scenario checks (one line)
     timeout: 90                 # simulated seconds after the goal is issued
     faults: [{type: perception_blind, start: 0.0}]      # see faults.py
+    parameters: {planner: {use_scan: false}}  # node parameters changed for this run only
     success: {arrive: true, max_collisions: 0, min_clearance_m: 0.05,
               max_time_s: 60, expect_veto_reasons: [obstacle]}
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sidewalk_robot import share_directory
-from sidewalk_robot.config import read_yaml_mapping
+from sidewalk_robot.config import read_parameter_file, read_yaml_mapping
 from sidewalk_robot.system.faults import FaultSpec, parse_faults
 from sidewalk_robot.system.metrics import RunSummary
 
@@ -30,7 +31,10 @@ DEFAULT_TIMEOUT_S = 90.0
 _SUCCESS_KEYS = {'arrive', 'max_collisions', 'min_clearance_m', 'max_time_s',
                  'expect_veto_reasons', 'max_vetoes_per_100m'}
 _SIMULATOR_KEYS = {'name', 'world', 'seed', 'start', 'goal', 'obstacles', 'pedestrians'}
-_SYSTEM_KEYS = {'description', 'timeout', 'faults', 'success', 'tags'}
+_SYSTEM_KEYS = {'description', 'timeout', 'faults', 'success', 'tags', 'parameters'}
+PARAMETER_NODES = ('perception', 'planner', 'safety_monitor')
+"""Nodes of robot.launch.xml whose parameters a scenario may change: config/<node>.yaml is
+copied with the changes and passed as the launch argument <node>_params_file."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Scenario:
     faults: tuple[FaultSpec, ...]
     success: SuccessCriteria
     description: str = ''
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     document: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -119,6 +124,27 @@ def parse_success(entry: Mapping[str, Any] | None, path: Path) -> SuccessCriteri
                            expect_veto_reasons=tuple(reasons), **optional)
 
 
+def parse_parameters(entry: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """``parameters: {node: {name: value}}``: every node and parameter must exist."""
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise ValueError(f'{path}: parameters must map node names to parameter values')
+    parsed: dict[str, dict[str, Any]] = {}
+    for node, values in entry.items():
+        if node not in PARAMETER_NODES:
+            raise ValueError(f'{path}: parameters for unknown node {node!r} '
+                             f'(known: {", ".join(PARAMETER_NODES)})')
+        if not isinstance(values, dict) or not values:
+            raise ValueError(f'{path}: parameters.{node} must map parameter names to values')
+        known = read_parameter_file(share_directory() / 'config' / f'{node}.yaml')
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f'{path}: {node} has no parameter(s) {unknown}')
+        parsed[node] = dict(values)
+    return parsed
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check one scenario file; ValueError / FileNotFoundError name the problem."""
     path = Path(path)
@@ -142,7 +168,9 @@ def load_scenario(path: str | Path) -> Scenario:
     return Scenario(name=document['name'], path=path, world=document['world'], seed=seed,
                     timeout_s=timeout, faults=faults,
                     success=parse_success(document.get('success'), path),
-                    description=str(document.get('description', '')), document=document)
+                    description=str(document.get('description', '')),
+                    parameters=parse_parameters(document.get('parameters'), path),
+                    document=document)
 
 
 def scenario_directory() -> Path:

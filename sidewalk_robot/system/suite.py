@@ -12,10 +12,11 @@ from sidewalk_robot.system.suite_report import ScenarioResult
 
 
 def scenario_options(scenario: Scenario, base: RunOptions) -> RunOptions:
-    """``base`` (speed, recording, progress) with the scenario's world, seed, faults, timeout."""
+    """``base`` (speed, recording, progress) with the scenario's world, seed, faults, timeout
+    and parameter changes."""
     return replace(base, world=scenario.world, scenario_file=scenario.path.resolve(),
                    seed=scenario.seed, timeout_s=scenario.timeout_s, faults=scenario.faults,
-                   title=scenario.name)
+                   parameters=scenario.parameters, title=scenario.name)
 
 
 def run_scenario(scenario: Scenario, base: RunOptions, output_root: Path) -> ScenarioResult:

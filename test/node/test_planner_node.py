@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
 from sidewalk_robot.ros_common import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
@@ -138,4 +140,45 @@ def test_robot_blocked_on_its_route_asks_an_operator_for_help(ros_process, make_
     assert spin_until(node, lambda: robot.last_state() == 'blocked', timeout=5.0)
     assert robot.statuses[-1]['waypoints_total'] == '3'
     assert robot.commands and all(c.twist.linear.x == 0.0 for c in robot.commands)
+    assert planner.alive(), planner.output()
+
+
+def test_a_wall_only_the_lidar_sees_stops_the_robot_and_a_wrong_frame_is_refused(
+        ros_process, make_node, spin_until) -> None:
+    planner = ros_process('planner_node', config='planner')
+    node = make_node('planner_test_robot')
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)))  # perception sees nothing at all
+    scans = node.create_publisher(LaserScan, '/scan', SENSOR_QOS)
+    frame = {'id': 'laser_link'}
+
+    def publish_scan() -> None:
+        scan = LaserScan()
+        scan.header.stamp = node.get_clock().now().to_msg()
+        scan.header.frame_id = frame['id']
+        scan.angle_min, scan.angle_increment = -math.pi, math.radians(1.0)
+        scan.angle_max = scan.angle_min + 359 * scan.angle_increment
+        scan.range_min, scan.range_max = 0.1, 10.0
+        angles = scan.angle_min + scan.angle_increment * np.arange(360)
+        with np.errstate(divide='ignore'):
+            ahead = 0.45 / np.cos(angles)  # a wall across the way 0.45 m beyond the laser
+        scan.ranges = np.where((np.cos(angles) > 0.1) & (ahead <= 10.0), ahead,
+                               np.inf).astype(np.float32).tolist()
+        scans.publish(scan)
+
+    node.create_timer(0.1, publish_scan)
+    robot.send_goal(5.0, 0.0)
+
+    def blocked_by_the_scan() -> bool:
+        return bool(robot.statuses) and robot.statuses[-1].get('scan_in_use') == 'True' \
+            and robot.last_state() in ('blocked', 'waiting')
+
+    assert spin_until(node, blocked_by_the_scan, timeout=20.0), (
+        f'last states {robot.statuses[-3:]}\n{planner.output()}')
+    robot.commands.clear()
+    assert spin_until(node, lambda: len(robot.commands) >= 5, timeout=5.0)
+    assert all(c.twist.linear.x == 0.0 for c in robot.commands)
+
+    frame['id'] = 'base_footprint'
+    assert spin_until(node, lambda: 'frame' in robot.statuses[-1].get('last_input_error', ''),
+                      timeout=10.0), robot.statuses[-3:]
     assert planner.alive(), planner.output()

@@ -66,10 +66,14 @@ def test_blind_perception_stops_at_the_pole(tmp_path: Path) -> None:
         'obstacles': [{'name': 'pole', 'shape': 'cylinder', 'radius': 0.1, 'length': 1.5,
                        'x': 5.0, 'y': -0.3, 'semantic': 'obstacle'}],
         'faults': [{'type': 'perception_blind', 'start': 0.0}],
+        # The planner's own lidar layer would steer round the pole: without it, the planner
+        # knows only what perception says, and the monitor alone stands between it and the pole.
+        'parameters': {'planner': {'use_scan': False}},
         'success': {'arrive': None, 'max_collisions': 0}})
     graph = json.loads((run_dir / 'graph.json').read_text())
     assert graph['/perception/obstacle_grid']['publishers'] == ['fault_injector']
     assert graph['/fault_injector/in/perception/obstacle_grid']['publishers'] == ['perception']
+    assert 'planner' not in graph['/scan']['subscribers'], graph['/scan']
     summary = result.summary
     assert summary.collisions == 0, logs
     assert summary.min_clearance_m > 0.0

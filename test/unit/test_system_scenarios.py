@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from sidewalk_robot import share_directory
+from sidewalk_robot.config import read_parameter_file
 from sidewalk_robot.simulation.scenario import apply_scenario
 from sidewalk_robot.simulation.scenario import load_scenario as load_overlay
 from sidewalk_robot.simulation.world import available_worlds, load_world
 from sidewalk_robot.system.faults import FAULT_TYPES
 from sidewalk_robot.system.metrics import RunSummary
+from sidewalk_robot.system.runner import RunOptions, launch_arguments_for
 from sidewalk_robot.system.scenarios import (SuccessCriteria, load_scenario, load_suite,
                                              parse_success)
+from sidewalk_robot.system.suite import scenario_options
 from sidewalk_robot.system.suite_report import (ScenarioResult, group_figures, junit_xml,
                                                 results_table, system_report_markdown,
                                                 write_suite_outputs)
@@ -66,10 +70,27 @@ def write_scenario(tmp_path: Path, text: str) -> Path:
     ('name: a\nworld: w\nsuccess: {max_collisions: -1}\n', 'max_collisions'),
     ('- just a list\n', 'mapping'),
     ('name: [unclosed\n', 'not valid YAML'),
+    ('name: a\nworld: w\nparameters: [use_scan]\n', 'map node names'),
+    ('name: a\nworld: w\nparameters: {sim: {seed: 3}}\n', 'unknown node'),
+    ('name: a\nworld: w\nparameters: {planner: {warp_drive: true}}\n', 'no parameter'),
+    ('name: a\nworld: w\nparameters: {planner: {}}\n', 'parameters.planner'),
 ])
 def test_bad_scenarios_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_scenario(write_scenario(tmp_path, text))
+
+
+def test_parameter_changes_reach_the_launch_arguments(tmp_path: Path) -> None:
+    scenario = load_scenario(write_scenario(
+        tmp_path, 'name: a\nworld: sidewalk_straight\nparameters: {planner: {use_scan: false}}\n'))
+    assert scenario.parameters == {'planner': {'use_scan': False}}
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    arguments = launch_arguments_for(scenario_options(scenario, RunOptions()), run_dir)
+    written = read_parameter_file(arguments['planner_params_file'])
+    defaults = read_parameter_file(share_directory() / 'config' / 'planner.yaml')
+    assert written == {**defaults, 'use_scan': False}
+    assert 'safety_monitor_params_file' not in arguments
 
 
 def test_missing_scenario_file() -> None:
