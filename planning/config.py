@@ -66,6 +66,10 @@ class PlannerConfig:
     pedestrian_prediction_time: float = describe(1.5, 'the keep-out also covers where a moving '
                                                  'pedestrian will be within this time [s]',
                                                  min=0.0)
+    pedestrian_slow_distance: float = describe(
+        1.5, 'within this of a pedestrian (or a walker\'s predicted way) the speed is capped '
+        'at pedestrian_slow_speed [m]', min=0.0)
+    pedestrian_slow_speed: float = describe(0.7, 'speed cap near pedestrians [m/s]', min=0.0)
     creep_speed: float = describe(0.3, 'speed allowed into unknown or uncertain cells [m/s]',
                                   min=0.0)
     unknown_blind_distance: float = describe(0.9, 'unknown cells with x below this (base_link) are '

@@ -142,14 +142,22 @@ class LocalPlanner:
         config = self.config
         v0 = float(np.clip(v0, 0.0, config.max_linear_speed))
         w0 = float(np.clip(w0, -config.max_angular_speed, config.max_angular_speed))
-        target_v, target_w, x, y, yaw, arc = self._rollouts(v0, w0, reference.speed_cap)
+        start = fields.sample(np.array([robot_in_grid.x]), np.array([robot_in_grid.y]),
+                              np.array([robot_in_grid.yaw]))
+        speed_cap = reference.speed_cap
+        near_people = min(float(start.pedestrian_clearance[0]),
+                          fields.standing_pedestrian_clearance(robot_in_grid.x, robot_in_grid.y,
+                                                               robot_in_grid.yaw))
+        if near_people < config.pedestrian_slow_distance:
+            # Near people, a speed from which the robot stops within a step or two: a walker
+            # who turns round is met standing, not driven into.
+            speed_cap = min(speed_cap, config.pedestrian_slow_speed)
+        target_v, target_w, x, y, yaw, arc = self._rollouts(v0, w0, speed_cap)
 
         grid_x, grid_y = transform_points(robot_in_grid, x, y)
         # Single precision halves the memory traffic of the footprint lookups.
         samples = fields.sample(grid_x.astype(np.float32), grid_y.astype(np.float32),
                                 (yaw + robot_in_grid.yaw).astype(np.float32))
-        start = fields.sample(np.array([robot_in_grid.x]), np.array([robot_in_grid.y]),
-                              np.array([robot_in_grid.yaw]))
 
         moved = (arc > STATIONARY_ARC) | (np.abs(yaw) > STATIONARY_ARC)
         obstacle_floor = min(config.clearance_margin,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sidewalk_robot.planning.config import PlannerConfig
-from sidewalk_robot.planning.geometry import Pose2D, transform_points
+from sidewalk_robot.planning.geometry import Pose2D, transform_points, wrap_angle
 from sidewalk_robot.planning.pedestrians import MAX_PEDESTRIAN_SPEED
 
 MOTION_BASELINES = (0.2, 0.5)
@@ -42,6 +42,9 @@ VELOCITY_AGREEMENT = 0.4
 MIN_MOVER_RETURNS = 3
 """Fewer returns are no walker: single returns along a wall seen at a grazing angle are too far
 apart to cluster, and as the robot drives they slide along the wall like a walker would."""
+
+ADJACENT_BEAMS = 2.5
+"""Returns at most this many typical beam steps apart are neighbours (for occlusion)."""
 
 MIN_MOVER_RADIUS = 0.2
 """Radius given to a moving cluster seen edge-on (a few returns) [m]."""
@@ -108,14 +111,36 @@ def cluster_slices(points: np.ndarray, gap: float) -> list[np.ndarray]:
 
 
 def small_clusters(points: np.ndarray, config: PlannerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Centroids (K, 2) and radii (K,) of the clusters of a person's size and return count."""
+    """Centroids (K, 2) and radii (K,) of the fully visible clusters of a person's size and
+    return count.
+
+    A cluster whose neighbouring beam hits something nearer is partly hidden behind it: as the
+    robot moves, more or less of it shows and its centroid slides although nothing moves, so
+    it is left out (a walker passing behind a post is picked up again once in the open).
+    """
+    groups = cluster_slices(points, config.scan_cluster_gap)
+    relative = points - np.array([config.laser_x_offset, config.laser_y_offset])
+    ranges = np.hypot(relative[:, 0], relative[:, 1])
+    angles = np.arctan2(relative[:, 1], relative[:, 0])
+    count = len(points)
+    steps = np.abs(wrap_angle(np.diff(angles))) if count > 1 else np.zeros(0)
+    adjacent = ADJACENT_BEAMS * float(np.median(steps)) if len(steps) else 0.0
+
+    def hidden_at(end: int, neighbour: int) -> bool:
+        return (abs(float(wrap_angle(angles[neighbour] - angles[end]))) <= adjacent
+                and ranges[neighbour] < ranges[end])
+
     centroids, radii = [], []
-    for indices in cluster_slices(points, config.scan_cluster_gap):
+    for indices in groups:
         members = points[indices]
         extent = float(np.hypot(*(members.max(axis=0) - members.min(axis=0))))
-        if len(indices) >= MIN_MOVER_RETURNS and extent <= config.moving_return_max_size:
-            centroids.append(members.mean(axis=0))
-            radii.append(max(0.5 * extent, MIN_MOVER_RADIUS))
+        if len(indices) < MIN_MOVER_RETURNS or extent > config.moving_return_max_size:
+            continue
+        if len(groups) > 1 and (hidden_at(indices[0], (indices[0] - 1) % count)
+                                or hidden_at(indices[-1], (indices[-1] + 1) % count)):
+            continue
+        centroids.append(members.mean(axis=0))
+        radii.append(max(0.5 * extent, MIN_MOVER_RADIUS))
     return np.asarray(centroids, dtype=np.float64).reshape(-1, 2), np.asarray(radii)
 
 

@@ -293,3 +293,25 @@ def test_resumes_only_when_the_way_stays_open_and_in_view() -> None:
     assert [status for _, status in requests] == ['requested', 'resolved']
     assert requests[0][0] < 116.0 and 125.0 + RESUME_HOLD <= requests[1][0] < 127.0
     assert ticks[-1].output.state == 'arrived'
+
+
+@pytest.mark.parametrize('slow_speed', [0.7, 1.2])
+def test_passes_people_at_the_slow_speed(slow_speed: float) -> None:
+    """A person standing beside the way: passed, but not faster than pedestrian_slow_speed
+    while within pedestrian_slow_distance (with the cap at cruise speed it is not slowed)."""
+    person = Box(6.0, 0.5, 6.4, 0.9)
+    world = World(pedestrians=[person])
+    ticks = drive(planner_to(14.0, 0.0, pedestrian_slow_speed=slow_speed), world, START,
+                  duration=40.0)
+    assert ticks[-1].output.state == 'arrived'
+    # Braking from cruise speed to the cap at max_linear_accel takes about 0.5 m; once the
+    # person is behind the robot (out of its grid) it speeds up again.
+    near = [t for t in ticks if t.pose.x <= person.x_max
+            and world.footprint_clearance(t.pose, LENGTH, WIDTH, pedestrians=True)
+            < CONFIG.pedestrian_slow_distance - 0.5]
+    assert near
+    fastest = max(t.output.linear for t in near)
+    if slow_speed < CONFIG.cruise_speed:
+        assert fastest <= slow_speed + 1e-9
+    else:
+        assert fastest > 0.9

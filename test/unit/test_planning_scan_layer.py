@@ -12,7 +12,8 @@ from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import Pose2D
 from sidewalk_robot.planning.planner import Odometry, Planner
 from sidewalk_robot.planning.scan_layer import (MovingReturn, MovingReturnTracker, Scan,
-                                                cluster_slices, mark_predicted_ways, scan_points)
+                                                cluster_slices, mark_predicted_ways, scan_points,
+                                                small_clusters)
 from sidewalk_robot.planning.synthetic import Box, World, drive
 
 CONFIG = PlannerConfig()
@@ -51,6 +52,17 @@ def test_clusters_split_at_gaps_and_join_across_the_end_of_the_sweep() -> None:
     groups = cluster_slices(points, gap=0.25)
     assert sorted(sorted(g.tolist()) for g in groups) == [[0, 1, 4], [2, 3]]
     assert cluster_slices(np.zeros((0, 2)), 0.25) == []
+
+
+def test_a_cluster_partly_hidden_behind_a_nearer_one_is_no_walker_candidate() -> None:
+    pose = Pose2D(0.0, 0.0, 0.0)
+    in_the_open = World(obstacles=[square(4.0, 0.0, 0.25)]).scan(pose, 0.0, CONFIG)
+    assert len(small_clusters(in_the_open.points, CONFIG)[0]) == 1
+    # A post 1 m ahead hides the right half of the same box.
+    half_hidden = World(obstacles=[square(4.0, 0.0, 0.25), square(1.6, -0.1, 0.05)])
+    centroids, _ = small_clusters(half_hidden.scan(pose, 0.0, CONFIG).points, CONFIG)
+    assert all(np.hypot(*(centroid - [4.0 - 0.25, 0.0])) > 0.5 for centroid in centroids), \
+        'the half-hidden box must not be a candidate'
 
 
 # ------------------------------------------------------------------------- moving returns
