@@ -1,7 +1,8 @@
 """Planner cycle time on the default 8 m x 8 m grid at 0.1 m, and closed-loop speeds.
 
-Each measured cycle gets a fresh obstacle and pedestrian grid, as on the robot (perception at
-10 Hz), so the figures include building the distance fields and the wavefront as well as
+Each measured cycle gets a fresh obstacle and pedestrian grid and a fresh 360-beam scan, as on
+the robot (perception and lidar at 10 Hz), so the figures include the lidar layer (clusters,
+moving returns, marking the grid), building the distance fields and the wavefront as well as
 scoring the rollouts. Prints median / p99 / max; target p99 <= 20 ms on the 2-core bench.
 
     .venv/bin/python benchmarks/planner.py [--cycles 400]
@@ -35,7 +36,8 @@ def cluttered_world(seed: int) -> World:
 
 
 def cycle_times(cycles: int) -> tuple[np.ndarray, np.ndarray]:
-    """Wall and thread-CPU seconds per planner.step on cluttered grids, robot driving along."""
+    """Wall and thread-CPU seconds per scan + planner.step on cluttered grids, robot driving
+    along."""
     config = PlannerConfig()
     world = cluttered_world(7)
     planner = Planner(config)
@@ -50,7 +52,9 @@ def cycle_times(cycles: int) -> tuple[np.ndarray, np.ndarray]:
         obstacles, pedestrians = world.render(pose, now)
         planner.set_obstacle_grid(obstacles, now)
         planner.set_pedestrian_grid(pedestrians, now)
+        scan = world.scan(pose, now, config)
         started, cpu_started = time.perf_counter(), time.thread_time()
+        planner.set_scan(scan, now)
         planner.step(now)
         times.append(time.perf_counter() - started)
         cpu_times.append(time.thread_time() - cpu_started)
@@ -63,7 +67,7 @@ def clear_sidewalk_speed() -> tuple[float, float]:
                   blind_x=0.6)
     planner = Planner(PlannerConfig())
     planner.set_goal(20.0, 0.0, 'odom', 0.0)
-    ticks = drive(planner, world, Pose2D(0.0, 0.0, 0.0), duration=60.0)
+    ticks = drive(planner, world, Pose2D(0.0, 0.0, 0.0), duration=60.0, lidar=True)
     speeds = np.array([t.output.linear for t in ticks])
     return float(speeds.mean()), float(speeds.max())
 

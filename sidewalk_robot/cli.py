@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from sidewalk_robot import __version__
@@ -36,17 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def terminate_as_interrupt() -> object:
+    """SIGTERM (a CI timeout, ``kill``, systemd) unwinds like Ctrl-C: the commands' cleanup
+    (stopping the simulator and the nodes they started, closing bags) runs instead of leaving
+    orphan processes behind. Returns the handler it replaced."""
+    def interrupt(signal_number: int, _frame) -> None:
+        raise KeyboardInterrupt(f'signal {signal_number}')
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     if not getattr(arguments, 'handler', None):
         parser.print_help()
         return 2
+    previous_handler = terminate_as_interrupt()
     try:
         return int(arguments.handler(arguments) or 0)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == '__main__':

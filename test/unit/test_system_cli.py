@@ -1,6 +1,8 @@
 """`sidewalk-robot demo` and `sidewalk-robot scenarios` argument handling (no processes)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,17 @@ def test_status_line_overwrites_itself_only_on_a_terminal() -> None:
     printer('[1 s]', True)
     printer('[2 s]', True)
     assert log.text == '[1 s]\n[2 s]\n'
+
+
+def test_sigterm_unwinds_like_ctrl_c_so_started_processes_are_stopped() -> None:
+    script = ('import os, signal, time\n'
+              'from sidewalk_robot.cli import terminate_as_interrupt\n'
+              'terminate_as_interrupt()\n'
+              'try:\n'
+              '    os.kill(os.getpid(), signal.SIGTERM)\n'
+              '    time.sleep(5)\n'
+              'except KeyboardInterrupt:\n'
+              '    print("unwound")\n')
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout.strip() == 'unwound', result.stderr
