@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sidewalk_robot.perception.config import DEFAULT_MODEL_DIR
 
-DEFAULT_DATASET = 'datasets/sidewalk_v1'
+DEFAULT_DATASET = 'datasets/sidewalk_v2'
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,12 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description='Seeded, resumable training; CPU by default, a GPU when available. Writes '
                     'model.pt and card.json into the output folder.')
     train.add_argument('--dataset', default=DEFAULT_DATASET)
-    train.add_argument('--output', default=DEFAULT_MODEL_DIR, help='model folder to write')
+    train.add_argument('--output', help='model folder to write (default: the training '
+                       'config\'s, the next model version; never the shipped one)')
     train.add_argument('--run-dir', help='checkpoint folder (default runs/perception/<name>)')
     train.add_argument('--version', help='model version for the card (default: folder name)')
     train.add_argument('--preset', choices=('full', 'tiny'), default='full',
                        help='tiny: a small network for a few steps (tests, smoke runs)')
-    train.add_argument('--architecture', choices=('default', 'tiny'))
+    train.add_argument('--architecture', choices=('default', 'context', 'tiny'))
     train.add_argument('--epochs', type=int)
     train.add_argument('--batch-size', type=int)
     train.add_argument('--learning-rate', type=float)
@@ -108,8 +109,9 @@ def run_train(arguments: argparse.Namespace) -> int:
     from sidewalk_robot.perception.model_io import ModelLoadError
     from sidewalk_robot.perception.training import TrainingConfig, train
 
-    name = Path(arguments.output).name
-    values: dict[str, object] = {'dataset': arguments.dataset, 'output': arguments.output,
+    output = arguments.output or TrainingConfig().output
+    name = Path(output).name
+    values: dict[str, object] = {'dataset': arguments.dataset, 'output': output,
                                  'run_dir': arguments.run_dir or f'runs/perception/{name}',
                                  'version': arguments.version or name}
     if arguments.preset == 'tiny':
@@ -125,7 +127,7 @@ def run_train(arguments: argparse.Namespace) -> int:
                      progress=not arguments.quiet)
     except (ValueError, FileNotFoundError, ModelLoadError) as error:
         return _fail(str(error))
-    print(json.dumps({'model': arguments.output, 'version': card['version'],
+    print(json.dumps({'model': output, 'version': card['version'],
                       'temperature': card['temperature'], 'calibration': card['calibration'],
                       'validation': card['metrics']['validation']}, indent=2))
     return 0

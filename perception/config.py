@@ -8,7 +8,7 @@ from sidewalk_robot import share_directory
 from sidewalk_robot.config import describe
 from sidewalk_robot.perception.geometry import Extrinsics, GridGeometry, Intrinsics
 
-DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v1'
+DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v2'
 
 
 @dataclass(frozen=True)

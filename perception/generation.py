@@ -40,7 +40,7 @@ class GenerationConfig:
         ('sidewalk_straight', 'street_corner', 'busy_sidewalk'), 'worlds to train on')
     held_out_worlds: tuple[str, ...] = describe(('construction_narrow',),
                                                 'worlds kept out of training, for evaluation only')
-    episodes_per_world: int = describe(40, 'randomised scenes per training world', min=1)
+    episodes_per_world: int = describe(50, 'randomised scenes per training world', min=1)
     held_out_episodes: int = describe(20, 'randomised scenes per held-out world', min=1)
     frames_per_episode: int = describe(20, 'robot poses rendered per scene', min=1)
     validation_every: int = describe(8, 'every n-th training episode goes to validation', min=2)
@@ -64,6 +64,16 @@ class GenerationConfig:
     extra_obstacles: tuple[int, ...] = describe((2, 8), 'range of extra obstacles per scene')
     extra_pedestrians: tuple[int, ...] = describe((1, 5), 'range of extra pedestrians per scene')
     placement_width: float = describe(1.5, 'extra objects within this of the route [m]', min=0.0)
+    train_compound_obstacle_fraction: float = describe(
+        0.4, 'share of the extra obstacles of a training scene built of several bodies in random '
+        'colours: cones, panels on thin legs and long low hedge-like boxes (generic kinds, not '
+        'any world\'s models; 0: only single boxes and poles, as in held-out scenes)',
+        min=0.0, max=1.0)
+    train_ground_recolor_probability: float = describe(
+        0.6, 'chance that each ground model (lawn, road, sidewalk, curb) of a training scene gets '
+        'a wholly new colour of any hue (hedge greens included), so that the network must tell '
+        'ground from obstacle by geometry and context, not by colour. Held-out scenes keep '
+        'their world\'s colours.', min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
@@ -95,8 +105,9 @@ def _route_sampler(route: tuple[tuple[float, float], ...]):
 
 
 def random_overlay(route: tuple[tuple[float, float], ...], config: GenerationConfig,
-                   rng: np.random.Generator, tag: str) -> dict[str, Any]:
-    """A scenario (as the simulator's YAML dict) with random boxes, poles and walkers."""
+                   rng: np.random.Generator, tag: str, held_out: bool = False) -> dict[str, Any]:
+    """A scenario (as the simulator's YAML dict) with random boxes, poles, compound obstacles
+    and walkers."""
     sample, _ = _route_sampler(route)
 
     def place() -> tuple[float, float]:
@@ -107,11 +118,17 @@ def random_overlay(route: tuple[tuple[float, float], ...], config: GenerationCon
     def colour() -> list[float]:
         return [float(v) for v in rng.uniform(0.05, 0.95, 3)]
 
+    compound_fraction = 0.0 if held_out else config.train_compound_obstacle_fraction
     obstacles = []
     for index in range(int(rng.integers(config.extra_obstacles[0], config.extra_obstacles[-1] + 1))):
         x, y = place()
         entry: dict[str, Any] = {'name': f'{tag}_obstacle_{index}', 'x': x, 'y': y,
                                  'yaw': float(rng.uniform(-math.pi, math.pi)), 'color': colour()}
+        # Drawn only when enabled, so that a zero fraction keeps the older overlays' seeds.
+        compound = compound_fraction > 0 and rng.random() < compound_fraction
+        if compound:
+            obstacles.extend(compound_obstacle(entry, rng))
+            continue
         if rng.random() < 0.55:
             entry.update(shape='box', size=[float(rng.uniform(0.15, 0.9)),
                                             float(rng.uniform(0.15, 0.9)),
@@ -131,6 +148,35 @@ def random_overlay(route: tuple[tuple[float, float], ...], config: GenerationCon
             'waypoints': [list(start), list(end)] if walking else [list(start)],
             'loop': walking, 'color': colour()})
     return {'name': tag, 'obstacles': obstacles, 'pedestrians': pedestrians}
+
+
+def compound_obstacle(base: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
+    """A cone, a panel on two thin legs or a long low hedge-like box at ``base``'s place, as
+    scenario obstacle entries (every part an obstacle body of its own)."""
+    x, y, yaw, name = base['x'], base['y'], base['yaw'], base['name']
+    kind = rng.choice(('cone', 'panel', 'hedge'))
+    if kind == 'cone':
+        # Stacked cylinders, narrowing upwards.
+        layers, height = int(rng.integers(3, 5)), float(rng.uniform(0.3, 0.8))
+        radius = float(rng.uniform(0.08, 0.2))
+        return [{**base, 'name': f'{name}_{layer}', 'shape': 'cylinder',
+                 'radius': radius * (1.0 - 0.8 * layer / layers), 'length': height / layers,
+                 'z': height * layer / layers} for layer in range(layers)]
+    if kind == 'panel':
+        width, thickness = float(rng.uniform(0.6, 2.0)), float(rng.uniform(0.03, 0.15))
+        bottom, panel_height = float(rng.uniform(0.15, 0.9)), float(rng.uniform(0.2, 0.8))
+        leg_radius = float(rng.uniform(0.015, 0.05))
+        leg_colour = [float(v) for v in rng.uniform(0.05, 0.95, 3)]
+        legs = []
+        for side, offset in enumerate((-0.42 * width, 0.42 * width)):
+            legs.append({'name': f'{name}_leg{side}', 'shape': 'cylinder', 'radius': leg_radius,
+                         'length': bottom, 'x': x - offset * math.sin(yaw),
+                         'y': y + offset * math.cos(yaw), 'color': leg_colour})
+        return [{**base, 'shape': 'box', 'size': [thickness, width, panel_height], 'z': bottom},
+                *legs]
+    return [{**base, 'shape': 'box', 'size': [float(rng.uniform(1.0, 3.0)),
+                                              float(rng.uniform(0.3, 0.9)),
+                                              float(rng.uniform(0.3, 1.2))]}]
 
 
 def layout_in_base_link(truths, pose: tuple[float, float, float]) -> list[LayoutItem]:
@@ -193,11 +239,13 @@ def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
     world = load_world(world_name)
     if not held_out and config.drop_obstacle_fraction > 0:
         world = without_some_obstacles(world, config.drop_obstacle_fraction, rng)
-    overlay = scenario_from_dict(random_overlay(world.route, config, rng, f'gen{episode_seed}'))
+    overlay = scenario_from_dict(random_overlay(world.route, config, rng, f'gen{episode_seed}',
+                                                  held_out))
     randomization = None
     if config.randomize:
         randomization = RandomizationConfig() if held_out else RandomizationConfig(
-            color_jitter=config.train_color_jitter)
+            color_jitter=config.train_color_jitter,
+            ground_recolor_probability=config.train_ground_recolor_probability)
     sample, _ = _route_sampler(world.route)
     rendered: list[RenderedFrame] = []
     with HeadlessSimulator(world, seed=episode_seed, randomization=randomization,

@@ -1,5 +1,6 @@
 """A tiny MobileNetV3-style segmentation network, trained from scratch.
 
+Input: the normalised image plus, optionally, a channel with each pixel's row position.
 Encoder: a stride-2 stem and inverted-residual blocks (1x1 expand, 3x3 depthwise, optional
 squeeze-and-excite, 1x1 project) down to 1/16 of the input, with a global-context branch.
 Decoder: U-Net-like, upsampling and fusing the 1/8, 1/4 and 1/2 features, then a
@@ -25,6 +26,9 @@ class StageSpec:
     stride: int
     repeats: int
     squeeze_excite: bool
+    dilation: int = 1
+    """Dilation of the depthwise 3x3 in the stage's blocks after its first (the strided one):
+    a wider view (where is the ground, what surrounds a patch) at the same cost."""
 
 
 DEFAULT_STAGES: tuple[StageSpec, ...] = (
@@ -42,6 +46,10 @@ class ArchitectureSpec:
     detail_channels: int = 8
     head_channels: int = 16
     num_classes: int = len(CLASS_NAMES)
+    row_position_input: bool = True
+    """A fourth input channel with each pixel's row (-1 top .. 1 bottom): where in the image a
+    surface lies is strong evidence of ground (near, bottom) versus obstacle, which a network
+    with zero padding and a limited receptive field otherwise sees only vaguely."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,7 +57,8 @@ class ArchitectureSpec:
     @classmethod
     def from_dict(cls, values: dict) -> ArchitectureSpec:
         stages = tuple(StageSpec(**stage) for stage in values['stages'])
-        return cls(**{**values, 'stages': stages})
+        # Models saved before the row-position channel existed were trained without it.
+        return cls(**{'row_position_input': False, **values, 'stages': stages})
 
 
 @dataclass(frozen=True)
@@ -78,10 +87,11 @@ class ConvBnAct(nn.Module):
     """Conv -> BatchNorm -> activation; ``fuse()`` folds the BatchNorm into the conv for inference."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1,
-                 groups: int = 1, activation: type[nn.Module] | None = nn.Hardswish) -> None:
+                 groups: int = 1, activation: type[nn.Module] | None = nn.Hardswish,
+                 dilation: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2,
-                              groups=groups, bias=False)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, dilation * (kernel // 2),
+                              dilation=dilation, groups=groups, bias=False)
         self.bn: nn.Module = nn.BatchNorm2d(out_channels)
         self.act = activation() if activation else nn.Identity()
 
@@ -95,7 +105,8 @@ class ConvBnAct(nn.Module):
         bn = self.bn
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         fused = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, self.conv.kernel_size,
-                          self.conv.stride, self.conv.padding, groups=self.conv.groups, bias=True)
+                          self.conv.stride, self.conv.padding, dilation=self.conv.dilation,
+                          groups=self.conv.groups, bias=True)
         fused.weight.copy_(self.conv.weight * scale[:, None, None, None])
         fused.bias.copy_(bn.bias - bn.running_mean * scale)
         self.conv = fused
@@ -117,13 +128,13 @@ class SqueezeExcite(nn.Module):
 
 class InvertedResidual(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, expand_ratio: int, stride: int,
-                 squeeze_excite: bool) -> None:
+                 squeeze_excite: bool, dilation: int = 1) -> None:
         super().__init__()
         hidden = in_channels * expand_ratio
         layers: list[nn.Module] = []
         if expand_ratio != 1:
             layers.append(ConvBnAct(in_channels, hidden, 1))
-        layers.append(ConvBnAct(hidden, hidden, 3, stride, groups=hidden))
+        layers.append(ConvBnAct(hidden, hidden, 3, stride, groups=hidden, dilation=dilation))
         if squeeze_excite:
             layers.append(SqueezeExcite(hidden))
         layers.append(ConvBnAct(hidden, out_channels, 1, activation=None))
@@ -160,7 +171,7 @@ class SegmentationNet(nn.Module):
     def __init__(self, spec: ArchitectureSpec = ArchitectureSpec()) -> None:
         super().__init__()
         self.spec = spec
-        self.stem = ConvBnAct(3, spec.stem_channels, 3, stride=2)
+        self.stem = ConvBnAct(3 + int(spec.row_position_input), spec.stem_channels, 3, stride=2)
         self.stages = nn.ModuleList()
         channels = spec.stem_channels
         stage_channels: list[int] = []
@@ -169,7 +180,8 @@ class SegmentationNet(nn.Module):
             for repeat in range(stage.repeats):
                 blocks.append(InvertedResidual(channels, stage.out_channels, stage.expand_ratio,
                                                stage.stride if repeat == 0 else 1,
-                                               stage.squeeze_excite))
+                                               stage.squeeze_excite,
+                                               1 if repeat == 0 else stage.dilation))
                 channels = stage.out_channels
             self.stages.append(nn.Sequential(*blocks))
             stage_channels.append(channels)
@@ -186,7 +198,7 @@ class SegmentationNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = []
-        x = self.stem(image)
+        x = self.stem(with_row_position(image) if self.spec.row_position_input else image)
         for stage in self.stages:
             x = stage(x)
             features.append(x)
@@ -206,6 +218,14 @@ class SegmentationNet(nn.Module):
             if isinstance(module, ConvBnAct):
                 module.fuse()
         return self
+
+
+def with_row_position(image: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C + 1, H, W): the last channel is the pixel row, -1 top .. 1 bottom."""
+    batch, _, height, width = image.shape
+    rows = torch.linspace(-1.0, 1.0, height, dtype=image.dtype, device=image.device)
+    position = rows.view(1, 1, height, 1).expand(batch, 1, height, width)
+    return torch.cat([image, position], dim=1)
 
 
 def parameter_count(model: nn.Module) -> int:

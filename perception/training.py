@@ -25,11 +25,13 @@ from sidewalk_robot.perception.calibration import fit_temperature
 from sidewalk_robot.perception.dataset import Frames, load_split
 from sidewalk_robot.perception.evaluation import SegmentationScores
 from sidewalk_robot.perception.labels import CLASS_NAMES, IGNORE_LABEL
-from sidewalk_robot.perception.model import ArchitectureSpec, InputSpec, SegmentationNet, StageSpec
+from sidewalk_robot.perception.model import (DEFAULT_STAGES, ArchitectureSpec, InputSpec,
+                                             SegmentationNet, StageSpec)
 from sidewalk_robot.perception.model_io import read_card, save_model
 
 ARCHITECTURES = {
     'default': ArchitectureSpec(),
+    'context': ArchitectureSpec(stages=DEFAULT_STAGES[:-1] + (StageSpec(4, 64, 2, 3, True, 2),)),
     'tiny': ArchitectureSpec(stem_channels=8, detail_channels=4, head_channels=8,
                              stages=(StageSpec(1, 8, 1, 1, False), StageSpec(2, 12, 2, 1, False),
                                      StageSpec(2, 16, 2, 1, False))),
@@ -40,12 +42,13 @@ CALIBRATION_PIXELS = 1_000_000
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    dataset: str = describe('datasets/sidewalk_v1', 'dataset folder (sidewalk-robot dataset)')
-    output: str = describe('models/sidewalk_seg_v1', 'model folder to write (model.pt + card.json)')
-    run_dir: str = describe('runs/perception/sidewalk_seg_v1', 'checkpoints of this run')
-    version: str = describe('sidewalk_seg_v1', 'model version written into the card')
-    architecture: str = describe('default', 'network size: default or tiny')
-    epochs: int = describe(22, 'passes over the training split', min=1)
+    dataset: str = describe('datasets/sidewalk_v2', 'dataset folder (sidewalk-robot dataset)')
+    output: str = describe('models/sidewalk_seg_v2', 'model folder to write (model.pt + card.json)')
+    run_dir: str = describe('runs/perception/sidewalk_seg_v2', 'checkpoints of this run')
+    version: str = describe('sidewalk_seg_v2', 'model version written into the card')
+    architecture: str = describe('context', 'network: default, context (a third 1/16 block and '
+                                 'dilated depthwise convolutions there: a wider view) or tiny')
+    epochs: int = describe(24, 'passes over the training split', min=1)
     batch_size: int = describe(24, 'images per step', min=1)
     learning_rate: float = describe(4e-3, 'peak AdamW learning rate', min=0.0)
     weight_decay: float = describe(1e-4, 'AdamW weight decay', min=0.0)

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from sidewalk_robot.perception.labels import CLASS_NAMES
-from sidewalk_robot.perception.model import InputSpec, SegmentationNet, parameter_count
+from dataclasses import replace
+
+from sidewalk_robot.perception.model import (ArchitectureSpec, InputSpec, SegmentationNet,
+                                             parameter_count, with_row_position)
 from sidewalk_robot.perception.model_io import (CARD_FILE, WEIGHTS_FILE, ModelLoadError,
                                                 load_model, read_card, save_model, write_card)
 from sidewalk_robot.perception.training import ARCHITECTURES
@@ -40,8 +43,9 @@ def test_default_network_is_small_and_keeps_the_input_size() -> None:
     assert logits.shape == (2, len(CLASS_NAMES), 120, 160)
 
 
-def test_folding_batchnorm_keeps_the_outputs() -> None:
-    network = trained_looking_network('default')
+@pytest.mark.parametrize('architecture', ['default', 'context'])
+def test_folding_batchnorm_keeps_the_outputs(architecture: str) -> None:
+    network = trained_looking_network(architecture)
     image = torch.randn(1, 3, 120, 160)
     with torch.no_grad():
         before = network(image)
@@ -125,3 +129,65 @@ def test_weights_for_another_architecture_are_refused(model_dir: Path) -> None:
     write_card(model_dir, card)
     with pytest.raises(ModelLoadError, match='do not fit the architecture'):
         load_model(model_dir)
+
+
+def test_row_position_channel_runs_from_top_to_bottom() -> None:
+    image = torch.randn(2, 3, 5, 4)
+    extended = with_row_position(image)
+    assert extended.shape == (2, 4, 5, 4)
+    assert torch.equal(extended[:, :3], image)
+    assert torch.allclose(extended[0, 3, :, 0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    assert torch.equal(extended[:, 3], extended[:1, 3, :, :1].expand(2, 5, 4))
+
+
+def test_row_position_input_round_trips_through_export_and_load(model_dir: Path) -> None:
+    loaded = load_model(model_dir)
+    assert ARCHITECTURES['tiny'].row_position_input and ARCHITECTURES['default'].row_position_input
+    assert loaded.network.spec.row_position_input
+    assert loaded.network.stem.conv.in_channels == 4
+    assert read_card(model_dir)['architecture']['row_position_input'] is True
+
+
+def test_the_network_feeds_the_row_position_to_its_stem() -> None:
+    network = trained_looking_network()
+    seen: list[torch.Tensor] = []
+    network.stem.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    image = torch.randn(2, 3, 120, 160)
+    with torch.no_grad():
+        network(image)
+    assert torch.equal(seen[0], with_row_position(image))
+
+
+def test_models_saved_before_the_row_channel_load_without_it(tmp_path: Path) -> None:
+    """Model folders written before the field existed have no row_position_input key."""
+    torch.manual_seed(0)
+    old_style = SegmentationNet(replace(ARCHITECTURES['tiny'], row_position_input=False)).eval()
+    folder = tmp_path / 'old'
+    save_model(folder, old_style, InputSpec(), 1.0, {'version': 'old'})
+    weights = folder / WEIGHTS_FILE
+    saved = torch.load(weights, weights_only=True)
+    del saved['architecture']['row_position_input']
+    torch.save(saved, weights)
+    card = read_card(folder)
+    del card['weights_sha256'], card['architecture']['row_position_input']
+    write_card(folder, card)
+    loaded = load_model(folder)
+    assert loaded.network.spec == replace(ARCHITECTURES['tiny'], row_position_input=False)
+    assert ArchitectureSpec.from_dict(card['architecture']).row_position_input is False
+    image = torch.randn(1, 3, 120, 160)
+    with torch.no_grad():
+        assert torch.allclose(loaded.network(image), old_style(image), atol=1e-5)
+
+
+def test_context_network_dilates_the_blocks_after_the_first_of_its_last_stage() -> None:
+    network = SegmentationNet(ARCHITECTURES['context'])
+    dilations = [module.conv.dilation for module in network.stages[-1].modules()
+                 if hasattr(module, 'conv') and module.conv.groups > 1]
+    assert dilations == [(1, 1), (2, 2), (2, 2)]
+    with torch.no_grad():
+        assert network.eval()(torch.zeros(1, 3, 120, 160)).shape == (1, len(CLASS_NAMES), 120, 160)
+    # Cards written before stages had a dilation describe undilated stages.
+    stages = [{k: v for k, v in stage.items() if k != 'dilation'}
+              for stage in ARCHITECTURES['default'].to_dict()['stages']]
+    old = ArchitectureSpec.from_dict({**ARCHITECTURES['default'].to_dict(), 'stages': stages})
+    assert all(stage.dilation == 1 for stage in old.stages)
