@@ -145,6 +145,9 @@ class PlannerConfig:
                                                   '[m/s]', min=0.0)
     stuck_timeout: float = describe(20.0, 'without route progress this long, ask an operator for '
                                     'help [s]', min=0.1)
+    pedestrian_wait_timeout: float = describe(
+        60.0, 'while yielding to pedestrians (who move on, even one pacing across the '
+        'sidewalk), ask for help only after this long without route progress [s]', min=0.1)
     stuck_progress_distance: float = describe(0.3, 'route progress that resets the stuck timer [m]',
                                               min=0.01)
     stuck_wander_distance: float = describe(4.0, 'driving this far without route progress '

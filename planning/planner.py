@@ -283,10 +283,12 @@ class Planner:
         self._wandered = 0.0
         self._open_since = None
 
-    def _stuck(self, now: float) -> bool:
-        """No route progress for stuck_timeout, or driven stuck_wander_distance without any."""
+    def _stuck(self, now: float, yielding: bool = False) -> bool:
+        """No route progress for stuck_timeout (pedestrian_wait_timeout while yielding to
+        people, who move on), or driven stuck_wander_distance without any."""
         config = self.config
-        return (now - self._progress_time > config.stuck_timeout
+        patience = config.pedestrian_wait_timeout if yielding else config.stuck_timeout
+        return (now - self._progress_time > patience
                 or self._wandered > config.stuck_wander_distance)
 
     # ----------------------------------------------------------------------------- step
@@ -389,7 +391,8 @@ class Planner:
             state = WAITING if plan.blocking == 'pedestrian' else BLOCKED
             reason = ('pedestrian inside the keep-out zone' if state == WAITING
                       else 'obstacle inside the stopping distance')
-            return self._waiting_or_assist(now, pose, state, reason, 'WARN', values)
+            return self._waiting_or_assist(now, pose, state, reason, 'WARN', values,
+                                           yielding=state == WAITING)
 
         moving = abs(plan.linear) > STOPPED_SPEED or abs(plan.angular) > STOPPED_SPEED
         if not moving:
@@ -397,7 +400,8 @@ class Planner:
             reason = {'pedestrian': 'yielding to a pedestrian',
                       'obstacle': 'path blocked by an obstacle'}.get(plan.blocking or '',
                                                                       'no useful motion')
-            return self._waiting_or_assist(now, pose, state, reason, 'WARN', values)
+            return self._waiting_or_assist(now, pose, state, reason, 'WARN', values,
+                                           yielding=plan.blocking == 'pedestrian')
         if self._stuck(now):
             return self._waiting_or_assist(now, pose, BLOCKED, 'no route progress', 'WARN',
                                            values)
@@ -532,9 +536,10 @@ class Planner:
 
     # ----------------------------------------------------------------------------- outputs
     def _waiting_or_assist(self, now: float, pose: Pose2D, state: str, reason: str, level: str,
-                           values: dict[str, object]) -> PlannerOutput:
-        """Stop; once there has been no route progress for stuck_timeout, ask for help."""
-        if self._assist is None and self._stuck(now):
+                           values: dict[str, object], yielding: bool = False) -> PlannerOutput:
+        """Stop; once there has been no route progress for stuck_timeout (or, ``yielding`` to
+        a pedestrian, pedestrian_wait_timeout), ask for help."""
+        if self._assist is None and self._stuck(now, yielding):
             self._assist = AssistRequest('requested', reason, pose, now,
                                          self._progress.route.goal)
             return self._stop(BLOCKED, f'waiting for an operator: {reason}', 'ERROR',

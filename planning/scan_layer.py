@@ -46,6 +46,14 @@ apart to cluster, and as the robot drives they slide along the wall like a walke
 ADJACENT_BEAMS = 2.5
 """Returns at most this many typical beam steps apart are neighbours (for occlusion)."""
 
+MOVED_INTO_EMPTY_SHARE = 0.5
+"""A walker candidate moves only if at least this share of its returns lie where the scan of
+the long baseline saw nothing: a static box seen from a driving robot shows a new face, but
+that face was hidden behind its old one, never in empty space."""
+
+SEEN_EMPTY_MARGIN = 0.15
+"""A place counts as seen empty when the earlier beam reached this much further [m]."""
+
 MIN_MOVER_RADIUS = 0.2
 """Radius given to a moving cluster seen edge-on (a few returns) [m]."""
 
@@ -110,9 +118,10 @@ def cluster_slices(points: np.ndarray, gap: float) -> list[np.ndarray]:
     return groups
 
 
-def small_clusters(points: np.ndarray, config: PlannerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Centroids (K, 2) and radii (K,) of the fully visible clusters of a person's size and
-    return count.
+def small_clusters(points: np.ndarray, config: PlannerConfig
+                   ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Centroids (K, 2), radii (K,) and member points of the fully visible clusters of a
+    person's size and return count.
 
     A cluster whose neighbouring beam hits something nearer is partly hidden behind it: as the
     robot moves, more or less of it shows and its centroid slides although nothing moves, so
@@ -130,7 +139,7 @@ def small_clusters(points: np.ndarray, config: PlannerConfig) -> tuple[np.ndarra
         return (abs(float(wrap_angle(angles[neighbour] - angles[end]))) <= adjacent
                 and ranges[neighbour] < ranges[end])
 
-    centroids, radii = [], []
+    centroids, radii, member_points = [], [], []
     for indices in groups:
         members = points[indices]
         extent = float(np.hypot(*(members.max(axis=0) - members.min(axis=0))))
@@ -141,7 +150,37 @@ def small_clusters(points: np.ndarray, config: PlannerConfig) -> tuple[np.ndarra
             continue
         centroids.append(members.mean(axis=0))
         radii.append(max(0.5 * extent, MIN_MOVER_RADIUS))
-    return np.asarray(centroids, dtype=np.float64).reshape(-1, 2), np.asarray(radii)
+        member_points.append(members)
+    return (np.asarray(centroids, dtype=np.float64).reshape(-1, 2), np.asarray(radii),
+            member_points)
+
+
+@dataclass(frozen=True)
+class _ScanView:
+    """One earlier scan as its laser saw it: where it looked from and how far each beam that
+    returned reached (sorted by bearing), to tell which places it saw to be empty."""
+    stamp: float
+    centroids: np.ndarray
+    """Walker candidates' centroids in odom."""
+    laser: Pose2D
+    bearings: np.ndarray
+    ranges: np.ndarray
+    beam_step: float
+
+    def seen_empty(self, points: np.ndarray) -> np.ndarray:
+        """Per odom point: this scan's beam towards it reached clearly beyond it (or had no
+        return at all), so nothing stood there then."""
+        if len(self.bearings) < 2:
+            return np.ones(len(points), dtype=bool)
+        local_x, local_y = transform_points(self.laser.inverse(), points[:, 0], points[:, 1])
+        bearings, ranges = np.arctan2(local_y, local_x), np.hypot(local_x, local_y)
+        index = np.searchsorted(self.bearings, bearings) % len(self.bearings)
+        beam_ranges = np.full(len(points), np.inf)
+        for candidate in (index, index - 1):
+            near = np.abs(wrap_angle(self.bearings[candidate] - bearings)) <= 0.75 * self.beam_step
+            beam_ranges = np.where(near, np.minimum(beam_ranges, self.ranges[candidate]),
+                                   beam_ranges)
+        return beam_ranges > ranges + SEEN_EMPTY_MARGIN
 
 
 class MovingReturnTracker:
@@ -149,26 +188,25 @@ class MovingReturnTracker:
 
     def __init__(self, config: PlannerConfig) -> None:
         self.config = config
-        self._history: deque[tuple[float, np.ndarray]] = deque()
+        self._history: deque[_ScanView] = deque()
 
     def clear(self) -> None:
         self._history.clear()
 
     def update(self, scan: Scan, pose: Pose2D) -> list[MovingReturn]:
         """The moving clusters of ``scan``, taken with the robot at ``pose`` (odom)."""
-        if self._history and scan.stamp <= self._history[-1][0]:
-            if scan.stamp < self._history[-1][0]:
+        if self._history and scan.stamp <= self._history[-1].stamp:
+            if scan.stamp < self._history[-1].stamp:
                 self._history.clear()  # the clock went back: simulation or replay restarted
             else:
                 return []  # the same scan again
-        centroids, radii = small_clusters(scan.points, self.config)
-        odom_x, odom_y = transform_points(pose, centroids[:, 0], centroids[:, 1])
-        in_odom = np.column_stack([odom_x, odom_y])
-        estimates = [self._velocities(scan.stamp, in_odom, baseline)
-                     for baseline in MOTION_BASELINES]
+        config = self.config
+        centroids, radii, members = small_clusters(scan.points, config)
+        in_odom = np.column_stack(transform_points(pose, centroids[:, 0], centroids[:, 1]))
+        views = [self._view_at(scan.stamp, baseline) for baseline in MOTION_BASELINES]
         moving: list[MovingReturn] = []
-        if all(estimate is not None for estimate in estimates):
-            short, long = estimates
+        if all(view is not None for view in views):
+            short, long = (_velocities(scan.stamp, in_odom, view) for view in views)
             speed = np.hypot(long[:, 0], long[:, 1])
             with np.errstate(invalid='ignore'):  # inf - inf where no earlier cluster existed
                 agree = np.hypot(*(short - long).T) <= VELOCITY_AGREEMENT + speed / 3.0
@@ -177,28 +215,50 @@ class MovingReturnTracker:
                             >= self.config.moving_return_min_speed)
                          & (speed <= MAX_PEDESTRIAN_SPEED))
             for index in np.flatnonzero(agree & plausible):
+                points = np.column_stack(transform_points(pose, members[index][:, 0],
+                                                          members[index][:, 1]))
+                if views[-1].seen_empty(points).mean() < MOVED_INTO_EMPTY_SHARE:
+                    continue
                 moving.append(MovingReturn(float(in_odom[index, 0]), float(in_odom[index, 1]),
                                            float(long[index, 0]), float(long[index, 1]),
                                            float(radii[index])))
-        self._history.append((scan.stamp, in_odom))
-        while self._history and self._history[0][0] < scan.stamp - HISTORY_SECONDS:
+        self._history.append(self._view_of(scan, pose, in_odom))
+        while self._history and self._history[0].stamp < scan.stamp - HISTORY_SECONDS:
             self._history.popleft()
         return moving
 
-    def _velocities(self, stamp: float, centroids: np.ndarray,
-                    baseline: float) -> np.ndarray | None:
-        """Velocity of each centroid from the nearest centroid of the scan ``baseline`` ago
-        (infinite where that scan had no cluster at all; None: no scan that old)."""
-        candidates = [(then, old) for then, old in self._history
-                      if abs(stamp - then - baseline) <= BASELINE_SLACK]
+    def _view_of(self, scan: Scan, pose: Pose2D, centroids: np.ndarray) -> _ScanView:
+        config = self.config
+        relative = scan.points - np.array([config.laser_x_offset, config.laser_y_offset])
+        bearings = wrap_angle(np.arctan2(relative[:, 1], relative[:, 0])
+                              - config.laser_yaw_offset)
+        order = np.argsort(bearings)
+        bearings = bearings[order]
+        steps = np.diff(bearings)
+        beam_step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else math.pi
+        laser = pose.compose(Pose2D(config.laser_x_offset, config.laser_y_offset,
+                                    config.laser_yaw_offset))
+        return _ScanView(scan.stamp, centroids, laser, bearings,
+                         np.hypot(relative[:, 0], relative[:, 1])[order], beam_step)
+
+    def _view_at(self, stamp: float, baseline: float) -> _ScanView | None:
+        """The stored scan closest to ``baseline`` seconds before ``stamp`` (None: none)."""
+        candidates = [view for view in self._history
+                      if abs(stamp - view.stamp - baseline) <= BASELINE_SLACK]
         if not candidates:
             return None
-        then, old = min(candidates, key=lambda entry: abs(stamp - entry[0] - baseline))
-        if len(old) == 0 or len(centroids) == 0:
-            return np.full((len(centroids), 2), np.inf)
-        offsets = centroids[:, None, :] - old[None, :, :]
-        nearest = np.argmin(np.hypot(offsets[..., 0], offsets[..., 1]), axis=1)
-        return offsets[np.arange(len(centroids)), nearest] / (stamp - then)
+        return min(candidates, key=lambda view: abs(stamp - view.stamp - baseline))
+
+
+def _velocities(stamp: float, centroids: np.ndarray, view: _ScanView) -> np.ndarray:
+    """Velocity of each centroid from the nearest candidate centroid of an earlier scan
+    (infinite where that scan had no candidate at all)."""
+    old = view.centroids
+    if len(old) == 0 or len(centroids) == 0:
+        return np.full((len(centroids), 2), np.inf)
+    offsets = centroids[:, None, :] - old[None, :, :]
+    nearest = np.argmin(np.hypot(offsets[..., 0], offsets[..., 1]), axis=1)
+    return offsets[np.arange(len(centroids)), nearest] / (stamp - view.stamp)
 
 
 def mark_returns(shape: tuple[int, int], resolution: float, origin: Pose2D, xs: np.ndarray,

@@ -37,6 +37,7 @@ _WATCHED = {GROUND_TRUTH_POSE: PoseStamped, GROUND_TRUTH_OBSTACLES: MarkerArray,
             GROUND_TRUTH_CONTACTS: String, SAFETY_STATE: DiagnosticStatus,
             '/diagnostics': DiagnosticArray, OBSTACLE_GRID: OccupancyGrid}
 _REQUIRED_BEFORE_GOAL = (GROUND_TRUTH_POSE, SAFETY_STATE, OBSTACLE_GRID)
+_EVERY_NODE_PUBLISHES = {'/rosout', '/parameter_events'}
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
@@ -174,8 +175,11 @@ class SupervisorSession:
     # the mission -------------------------------------------------------------------------------
 
     def wait_until_ready(self, processes: ProcessSupervisor, timeout_s: float) -> str | None:
-        """Spin until the simulator, perception, planner and monitor all talk; else why not."""
+        """Spin until the simulator, perception, planner and monitor all talk and every started
+        node has its publishers up (a fault injector standing in for perception's topics must
+        not make a perception node still loading its model look ready); else why not."""
         deadline = time.monotonic() + timeout_s
+        expected = sorted(processes.processes)
         while time.monotonic() < deadline:
             self._subscribe_when_published()
             self.spin_for(0.1)
@@ -184,11 +188,25 @@ class SupervisorSession:
                 label, code = next(iter(dead.items()))
                 return (f'{label} exited with status {code} while starting:\n'
                         f'{processes.processes[label].log_tail(1500)}')
-            if self._ready():
+            if self._ready() and not self._silent_nodes(expected):
                 return None
         missing = [topic for topic in _REQUIRED_BEFORE_GOAL if not self._received.get(topic)]
         return (f'the stack did not come up within {timeout_s:.0f} s: nothing received on '
-                f'{", ".join(missing) or "-"}; planner node seen: {self._planner_seen()}')
+                f'{", ".join(missing) or "-"}; nodes without publishers yet: '
+                f'{", ".join(self._silent_nodes(expected)) or "-"}')
+
+    def _silent_nodes(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that publish nothing beyond what every rclpy node publishes."""
+        namespaces = dict(self.node.get_node_names_and_namespaces())
+        silent = []
+        for name in names:
+            topics = set()
+            if name in namespaces:
+                topics = {topic for topic, _ in self.node.get_publisher_names_and_types_by_node(
+                    name, namespaces[name])}
+            if not topics - _EVERY_NODE_PUBLISHES:
+                silent.append(name)
+        return silent
 
     def _planner_seen(self) -> bool:
         return 'planner' in self.node.get_node_names()

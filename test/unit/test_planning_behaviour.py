@@ -315,3 +315,21 @@ def test_passes_people_at_the_slow_speed(slow_speed: float) -> None:
         assert fastest <= slow_speed + 1e-9
     else:
         assert fastest > 0.9
+
+
+@pytest.mark.parametrize('blocker', ['pedestrians', 'obstacles'])
+def test_waits_longer_for_people_than_for_a_wall_before_asking_for_help(blocker: str) -> None:
+    sidewalk = [Box(-5.0, 1.0, 30.0, 1.3), Box(-5.0, -1.3, 30.0, -1.0)]
+    world = World(obstacles=list(sidewalk))
+    getattr(world, blocker).append(Box(3.0, -1.0, 3.4, 1.0))  # across the whole sidewalk
+    planner = planner_to(8.0, 0.0, stuck_timeout=5.0, pedestrian_wait_timeout=15.0)
+    ticks = drive(planner, world, START, duration=25.0)
+    requested = [t.time for t in ticks if t.output.assist is not None
+                 and t.output.assist.status == 'requested']
+    assert len(requested) == 1
+    # The clock starts at the last route progress, 3-5 s in, when the robot has stopped.
+    if blocker == 'pedestrians':
+        assert 115.0 < requested[0] < 121.0
+        assert 'pedestrian' in ticks[-1].output.reason
+    else:
+        assert 105.0 < requested[0] < 111.0

@@ -60,7 +60,7 @@ def test_a_cluster_partly_hidden_behind_a_nearer_one_is_no_walker_candidate() ->
     assert len(small_clusters(in_the_open.points, CONFIG)[0]) == 1
     # A post 1 m ahead hides the right half of the same box.
     half_hidden = World(obstacles=[square(4.0, 0.0, 0.25), square(1.6, -0.1, 0.05)])
-    centroids, _ = small_clusters(half_hidden.scan(pose, 0.0, CONFIG).points, CONFIG)
+    centroids, _, _ = small_clusters(half_hidden.scan(pose, 0.0, CONFIG).points, CONFIG)
     assert all(np.hypot(*(centroid - [4.0 - 0.25, 0.0])) > 0.5 for centroid in centroids), \
         'the half-hidden box must not be a candidate'
 
