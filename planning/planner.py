@@ -346,7 +346,8 @@ class Planner:
             return self._stop(ARRIVED, f'goal reached ({goal_distance:.2f} m away)', 'OK',
                               values=values)
 
-        if self._wander_pose is not None:
+        if self._wander_pose is not None and self._last_command != (0.0, 0.0):
+            # Only driving wanders: a stopped robot that walkers push about has not circled.
             self._wandered += self._wander_pose.distance_to(pose.x, pose.y)
         self._wander_pose = pose
         if progress.remaining < self._progress_mark - config.stuck_progress_distance:
@@ -446,17 +447,20 @@ class Planner:
             obstacles, pedestrians, scan = inputs
             tracked = self._track(pedestrians)
             keep_out = tracked and tracked.keep_out
+            people = tracked.static if tracked is not None else None
             if scan is not None:
-                obstacles, keep_out = self._with_scan(scan, obstacles, keep_out)
-            self._fields = GridFields(obstacles, keep_out, self.config, self.circles,
-                                      tracked and tracked.static)
+                obstacles, keep_out, walkers = self._with_scan(scan, obstacles, keep_out)
+                people = walkers if people is None else people | walkers
+            self._fields = GridFields(obstacles, keep_out, self.config, self.circles, people)
             self._fields_key = inputs
         return self._fields
 
-    def _with_scan(self, scan: Scan, obstacles: LocalGrid,
-                   keep_out: LocalGrid | None) -> tuple[LocalGrid, LocalGrid | None]:
-        """The obstacle grid with the scan's returns occupied, and the keep-out grid with the
-        predicted ways of the moving returns (scan_layer.py)."""
+    def _with_scan(self, scan: Scan, obstacles: LocalGrid, keep_out: LocalGrid | None
+                   ) -> tuple[LocalGrid, LocalGrid | None, np.ndarray]:
+        """The obstacle grid with the scan's returns occupied, the keep-out grid with the
+        predicted ways of the moving returns (scan_layer.py), and the cells the moving returns
+        stand on: their returns are obstacles too, but a way they block is yielded to as to
+        people (who move on), not reported as blocked by an obstacle."""
         grid_pose = self._history.pose_at(obstacles.stamp)
         scan_in_grid = grid_pose.inverse().compose(self._history.pose_at(scan.stamp))
         xs, ys = transform_points(scan_in_grid, scan.points[:, 0], scan.points[:, 1])
@@ -465,7 +469,7 @@ class Planner:
                             probability=np.where(returns, np.float32(1.0), obstacles.probability),
                             unknown=obstacles.unknown & ~returns)
         if not self._movers:
-            return obstacles, keep_out
+            return obstacles, keep_out, np.zeros(obstacles.shape, dtype=bool)
         odom_to_grid = grid_pose.inverse()
         cos_yaw, sin_yaw = math.cos(odom_to_grid.yaw), math.sin(odom_to_grid.yaw)
         movers = []
@@ -477,13 +481,14 @@ class Planner:
                                        mover.radius))
         cell_x, cell_y = obstacles.cell_centres()
         ways = mark_predicted_ways(cell_x, cell_y, movers, self.config.pedestrian_prediction_time)
+        bodies = mark_predicted_ways(cell_x, cell_y, movers, 0.0)
         if keep_out is None:
             keep_out = replace(obstacles, probability=np.zeros(obstacles.shape, np.float32),
                                unknown=np.zeros(obstacles.shape, dtype=bool))
         keep_out = replace(keep_out,
                            probability=np.where(ways, np.float32(1.0), keep_out.probability),
                            unknown=keep_out.unknown & ~ways)
-        return obstacles, keep_out
+        return obstacles, keep_out, bodies
 
     def _track(self, pedestrians: LocalGrid | None) -> TrackedPedestrians | None:
         """Each pedestrian grid goes through the tracker once, where odom saw it taken."""

@@ -8,7 +8,7 @@ import pytest
 
 from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import Pose2D
-from sidewalk_robot.planning.planner import RESUME_HOLD, Planner
+from sidewalk_robot.planning.planner import RESUME_HOLD, Odometry, Planner
 from sidewalk_robot.planning.synthetic import Box, Tick, World, drive
 
 CONFIG = PlannerConfig()
@@ -333,3 +333,23 @@ def test_waits_longer_for_people_than_for_a_wall_before_asking_for_help(blocker:
         assert 'pedestrian' in ticks[-1].output.reason
     else:
         assert 105.0 < requested[0] < 111.0
+
+
+def test_being_pushed_about_while_stopped_is_not_circling() -> None:
+    """Walkers bump a robot that waits in front of a closed way; its odometry moves although it
+    commands nothing. That must not count as 4 m of wandering (an immediate assist request)."""
+    sidewalk = [Box(-5.0, 1.0, 30.0, 1.3), Box(-5.0, -1.3, 30.0, -1.0)]
+    world = World(obstacles=sidewalk + [Box(0.5, -1.0, 0.9, 1.0)])  # 0.15 m ahead
+    planner = planner_to(8.0, 0.0, stuck_timeout=30.0)
+    outputs = []
+    for index in range(100):  # 10 s
+        now = 100.0 + index / CONFIG.control_rate
+        pushed = Pose2D(0.0, 0.15 if index % 2 else -0.15, 0.0)
+        planner.set_odometry(Odometry(now, 'odom', pushed, 0.0, 0.0), now)
+        obstacles, pedestrians = world.render(pushed, now)
+        planner.set_obstacle_grid(obstacles, now)
+        planner.set_pedestrian_grid(pedestrians, now)
+        outputs.append(planner.step(now))
+    assert all(output.assist is None for output in outputs), \
+        [o.reason for o in outputs if o.assist is not None][:1]
+    assert all(output.linear == 0.0 for output in outputs[-50:])
