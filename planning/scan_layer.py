@@ -106,6 +106,13 @@ def scan_points(ranges: np.ndarray, angle_min: float, angle_increment: float, ra
                             config.laser_y_offset + r * np.sin(a)])
 
 
+def laser_polar(points: np.ndarray, config: PlannerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Range and bearing (laser_link) of base_link points."""
+    relative = points - np.array([config.laser_x_offset, config.laser_y_offset])
+    bearings = wrap_angle(np.arctan2(relative[:, 1], relative[:, 0]) - config.laser_yaw_offset)
+    return np.hypot(relative[:, 0], relative[:, 1]), bearings
+
+
 def cluster_slices(points: np.ndarray, gap: float) -> list[np.ndarray]:
     """Index arrays of runs of neighbouring returns (beam order), the run across the end of
     the sweep joined to the one at its start."""
@@ -128,9 +135,7 @@ def small_clusters(points: np.ndarray, config: PlannerConfig
     it is left out (a walker passing behind a post is picked up again once in the open).
     """
     groups = cluster_slices(points, config.scan_cluster_gap)
-    relative = points - np.array([config.laser_x_offset, config.laser_y_offset])
-    ranges = np.hypot(relative[:, 0], relative[:, 1])
-    angles = np.arctan2(relative[:, 1], relative[:, 0])
+    ranges, angles = laser_polar(points, config)
     count = len(points)
     steps = np.abs(wrap_angle(np.diff(angles))) if count > 1 else np.zeros(0)
     adjacent = ADJACENT_BEAMS * float(np.median(steps)) if len(steps) else 0.0
@@ -229,17 +234,14 @@ class MovingReturnTracker:
 
     def _view_of(self, scan: Scan, pose: Pose2D, centroids: np.ndarray) -> _ScanView:
         config = self.config
-        relative = scan.points - np.array([config.laser_x_offset, config.laser_y_offset])
-        bearings = wrap_angle(np.arctan2(relative[:, 1], relative[:, 0])
-                              - config.laser_yaw_offset)
+        ranges, bearings = laser_polar(scan.points, config)
         order = np.argsort(bearings)
         bearings = bearings[order]
         steps = np.diff(bearings)
         beam_step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else math.pi
         laser = pose.compose(Pose2D(config.laser_x_offset, config.laser_y_offset,
                                     config.laser_yaw_offset))
-        return _ScanView(scan.stamp, centroids, laser, bearings,
-                         np.hypot(relative[:, 0], relative[:, 1])[order], beam_step)
+        return _ScanView(scan.stamp, centroids, laser, bearings, ranges[order], beam_step)
 
     def _view_at(self, stamp: float, baseline: float) -> _ScanView | None:
         """The stored scan closest to ``baseline`` seconds before ``stamp`` (None: none)."""

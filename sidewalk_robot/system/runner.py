@@ -78,21 +78,19 @@ def new_run_directory(root: Path, label: str) -> Path:
     return candidate
 
 
-def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], seed: int) -> Path:
-    """The injector's parameter file: config/fault_injector.yaml with this run's faults."""
-    defaults = read_parameter_file(share_directory() / 'config' / 'fault_injector.yaml')
-    parameters = {**defaults, 'faults': json.dumps([fault.as_dict() for fault in faults]),
-                  'seed': seed}
-    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': parameters}}), encoding='utf-8')
-    return path
-
-
 def write_changed_parameters(path: Path, node: str, changes: Mapping[str, Any]) -> Path:
     """config/<node>.yaml with ``changes`` applied, for the <node>_params_file argument."""
     parameters = {**read_parameter_file(share_directory() / 'config' / f'{node}.yaml'),
                   **changes}
     path.write_text(yaml.safe_dump({'/**': {'ros__parameters': parameters}}), encoding='utf-8')
     return path
+
+
+def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], seed: int) -> Path:
+    """The injector's parameter file: config/fault_injector.yaml with this run's faults."""
+    return write_changed_parameters(
+        path, 'fault_injector',
+        {'faults': json.dumps([fault.as_dict() for fault in faults]), 'seed': seed})
 
 
 def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
