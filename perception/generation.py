@@ -230,6 +230,7 @@ def without_some_obstacles(world, fraction: float, rng: np.random.Generator):
 
 def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
                    grid: GridGeometry, held_out: bool = False) -> list[RenderedFrame]:
+    from sidewalk_robot.simulation.config import SimConfig
     from sidewalk_robot.simulation.headless import HeadlessSimulator
     from sidewalk_robot.simulation.randomization import RandomizationConfig
     from sidewalk_robot.simulation.scenario import scenario_from_dict
@@ -248,8 +249,9 @@ def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
             ground_recolor_probability=config.train_ground_recolor_probability)
     sample, _ = _route_sampler(world.route)
     rendered: list[RenderedFrame] = []
-    with HeadlessSimulator(world, seed=episode_seed, randomization=randomization,
-                           scenario=overlay) as simulator:
+    # The robot is teleported between frames: walkers must not react to where it last stood.
+    with HeadlessSimulator(world, config=SimConfig(pedestrians_yield=False), seed=episode_seed,
+                           randomization=randomization, scenario=overlay) as simulator:
         for _ in range(config.frames_per_episode):
             simulator.step(0.0, 0.0, float(rng.uniform(0.2, 1.5)))  # pedestrians walk on
             for _attempt in range(20):

@@ -153,5 +153,14 @@ class PlannerConfig:
     stuck_wander_distance: float = describe(4.0, 'driving this far without route progress '
                                             '(circling in front of a closed way) asks for help '
                                             'before stuck_timeout [m]', min=0.1)
+    recovery_delay: float = describe(1.0, 'after an obstacle has blocked every forward motion '
+                                     'this long, back up straight to find a way round it [s]',
+                                     min=0.0)
+    recovery_distance: float = describe(0.5, 'how far one back-up reverses [m]; 0 = never '
+                                        'back up', min=0.0, max=1.0)
+    recovery_speed: float = describe(0.15, 'reverse speed while backing up [m/s]', min=0.01,
+                                     max=0.3)
+    recovery_attempts: int = describe(2, 'back-ups allowed between two route progress marks',
+                                      min=0)
     resume_progress: float = describe(0.5, 'while waiting for help, a rollout gaining this much '
                                       'towards the carrot resumes driving [m]', min=0.01)

@@ -54,6 +54,8 @@ class LocalPlan:
     detour: float
     """How much further the way to the carrot around obstacles is than the straight line [m]:
     about 0 when the route ahead is open."""
+    way_round: bool
+    """The wavefront found a way from the robot to the carrot between the obstacles."""
     carrot_in_view: bool
     """The straight line to the carrot crosses no risky unknown cell: the grid shows it open
     because it was seen, not because the camera looks elsewhere."""
@@ -137,6 +139,31 @@ class LocalPlanner:
         arc = np.cumsum(v * dt, axis=1)
         return target_v, target_w, x, y, yaw, arc
 
+    def _wavefront_reaches(self, fields: GridFields, cost_map: np.ndarray,
+                           robot_in_grid: Pose2D) -> bool:
+        """Whether the way to the carrot reaches the robot's surroundings: its own cell may be
+        impassable when it stands close to an obstacle, the cells half a footprint away not."""
+        row, col, inside = fields.cells_of(np.array(robot_in_grid.x), np.array(robot_in_grid.y))
+        if not inside:
+            return False
+        reach = int(math.ceil(0.5 * self.config.footprint_length / fields.grid.resolution))
+        row, col = int(row), int(col)
+        around = cost_map[max(row - reach, 0):row + reach + 1, max(col - reach, 0):col + reach + 1]
+        return bool(np.isfinite(around).any())
+
+    def reverse_is_clear(self, fields: GridFields, robot_in_grid: Pose2D,
+                         distance: float) -> bool:
+        """Whether the footprint can reverse ``distance`` straight back keeping the clearance
+        margin from obstacles and the keep-out from people."""
+        back = -np.linspace(0.0, distance, max(2, int(math.ceil(distance / 0.05)) + 1))
+        grid_x, grid_y = transform_points(robot_in_grid, back, np.zeros_like(back))
+        samples = fields.sample(grid_x, grid_y, np.full_like(back, robot_in_grid.yaw))
+        start_clearance = float(samples.obstacle_clearance[0])
+        floor = min(self.config.clearance_margin,
+                    max(start_clearance - OBSTACLE_ESCAPE_SLACK, 0.0))
+        return bool(np.all(samples.obstacle_clearance[1:] >= floor)
+                    and np.all(samples.pedestrian_clearance >= self.config.pedestrian_keep_out))
+
     def plan(self, fields: GridFields, robot_in_grid: Pose2D, v0: float, w0: float,
              reference: RouteReference) -> LocalPlan:
         config = self.config
@@ -215,6 +242,7 @@ class LocalPlanner:
         # punished for the part the robot will never drive.
         start_distance = float(distance_to_go(np.array(robot_in_grid.x),
                                               np.array(robot_in_grid.y)))
+        way_round = self._wavefront_reaches(fields, cost_map, robot_in_grid)
         detour = start_distance - math.hypot(carrot_in_grid_x - robot_in_grid.x,
                                              carrot_in_grid_y - robot_in_grid.y)
         along = np.linspace(0.0, 1.0, CARROT_LINE_SAMPLES)
@@ -282,10 +310,11 @@ class LocalPlanner:
 
         if not admissible.any():
             empty = np.zeros(0)
-            return LocalPlan(0.0, 0.0, False, blocking or 'obstacle', 0.0, detour,
+            return LocalPlan(0.0, 0.0, False, blocking or 'obstacle', 0.0, detour, way_round,
                              carrot_in_view, empty, empty, empty)
         best = int(np.argmin(np.where(admissible, total, np.inf)))
         keep = valid[best]
         return LocalPlan(float(first_v[best]), float(first_w[best]), True, blocking,
-                         start_distance - float(carrot_distance[best]), detour, carrot_in_view,
+                         start_distance - float(carrot_distance[best]), detour, way_round,
+                         carrot_in_view,
                          x[best][keep], y[best][keep], yaw[best][keep])

@@ -22,7 +22,8 @@ from sidewalk_robot.planning.route import Route, RouteProgress
 from sidewalk_robot.planning.scan_layer import (MovingReturn, MovingReturnTracker, Scan,
                                                 mark_predicted_ways, mark_returns)
 
-IDLE, DRIVING, WAITING, BLOCKED, ARRIVED = 'idle', 'driving', 'waiting', 'blocked', 'arrived'
+IDLE, DRIVING, BACKING_UP, WAITING, BLOCKED, ARRIVED = (
+    'idle', 'driving', 'backing_up', 'waiting', 'blocked', 'arrived')
 
 ODOM_HISTORY_SECONDS = 3.0
 """Odometry kept to move a grid from its stamp to now (grids arrive with latency)."""
@@ -154,6 +155,9 @@ class Planner:
         self._wander_pose: Pose2D | None = None
         self._open_since: float | None = None
         self._assist: AssistRequest | None = None
+        self._blocked_since: float | None = None
+        self._backing_from: Pose2D | None = None
+        self._back_ups = 0
 
     # ----------------------------------------------------------------------------- inputs
     def set_goal(self, x: float, y: float, frame_id: str, now: float) -> str | None:
@@ -282,6 +286,7 @@ class Planner:
         self._progress_time = now
         self._wandered = 0.0
         self._open_since = None
+        self._back_ups = 0
 
     def _stuck(self, now: float, yielding: bool = False) -> bool:
         """No route progress for stuck_timeout (pedestrian_wait_timeout while yielding to
@@ -388,6 +393,13 @@ class Planner:
             return self._stop(BLOCKED, f'waiting for an operator: {self._assist.reason}', 'ERROR',
                               values=values)
 
+        moving = abs(plan.linear) > STOPPED_SPEED or abs(plan.angular) > STOPPED_SPEED
+        cornered = (plan.blocking == 'obstacle' and plan.way_round
+                    and not (plan.admissible and moving))
+        backing_up = self._back_up(now, pose, cornered, fields, robot_in_grid, v0, values)
+        if backing_up is not None:
+            return backing_up
+
         if not plan.admissible:
             state = WAITING if plan.blocking == 'pedestrian' else BLOCKED
             reason = ('pedestrian inside the keep-out zone' if state == WAITING
@@ -395,7 +407,6 @@ class Planner:
             return self._waiting_or_assist(now, pose, state, reason, 'WARN', values,
                                            yielding=state == WAITING)
 
-        moving = abs(plan.linear) > STOPPED_SPEED or abs(plan.angular) > STOPPED_SPEED
         if not moving:
             state = WAITING if plan.blocking != 'obstacle' else BLOCKED
             reason = {'pedestrian': 'yielding to a pedestrian',
@@ -407,6 +418,41 @@ class Planner:
             return self._waiting_or_assist(now, pose, BLOCKED, 'no route progress', 'WARN',
                                            values)
         return self._drive(plan, pose, values, None)
+
+    def _back_up(self, now: float, pose: Pose2D, cornered: bool, fields: GridFields,
+                 robot_in_grid: Pose2D, v0: float,
+                 values: dict[str, object]) -> PlannerOutput | None:
+        """Reverse straight for recovery_distance once the robot has been ``cornered`` for
+        recovery_delay: an obstacle blocks every forward motion although a way round it exists.
+        Rollouts only drive forwards: a robot that stopped too close to an obstacle or the
+        sidewalk edge to turn past it needs room first. A back-up, once begun, runs its whole
+        distance (while the way back is clear), or the forward plan would drive straight back
+        into the same corner."""
+        config = self.config
+        if self._backing_from is None:
+            if not cornered:
+                self._blocked_since = None
+                return None
+            if self._blocked_since is None:
+                self._blocked_since = now
+            if (now - self._blocked_since < config.recovery_delay
+                    or self._back_ups >= config.recovery_attempts
+                    or config.recovery_distance <= 0.0):
+                return None
+            self._backing_from = pose
+            self._back_ups += 1
+        remaining = config.recovery_distance - self._backing_from.distance_to(pose.x, pose.y)
+        if remaining <= 0.0 or not self.local_planner.reverse_is_clear(fields, robot_in_grid,
+                                                                      remaining):
+            self._backing_from = None
+            self._blocked_since = None
+            return None
+        linear = max(-config.recovery_speed,
+                     min(v0, 0.0) - config.max_linear_accel / config.control_rate)
+        values['back_ups'] = self._back_ups
+        return PlannerOutput(linear, 0.0, BACKING_UP,
+                             'backing up to find a way round an obstacle', 'WARN', [], None,
+                             values)
 
     def _grid_problem(self, now: float, values: dict[str, object]) -> str | None:
         config = self.config

@@ -113,6 +113,24 @@ class _Scene:
     ground_semantics: np.ndarray | None = None
 
 
+def actor_radius(actor: Actor) -> float:
+    """Radius of the circle that holds the actor's outline on the ground."""
+    half_x, half_y, _ = actor.geometry.half_extents()
+    return math.hypot(actor.offset.x, actor.offset.y) + max(half_x, half_y)
+
+
+def gap_to_body(point: tuple[float, float], radius: float, pose: Pose2D,
+                robot: RobotModel) -> float:
+    """Gap between a circle at ``point`` (world) and the robot body's ground rectangle at
+    ``pose``; negative when they overlap."""
+    dx, dy = point[0] - pose.x, point[1] - pose.y
+    c, s = math.cos(pose.yaw), math.sin(pose.yaw)
+    local_x, local_y = c * dx + s * dy, -s * dx + c * dy
+    outside_x = max(robot.body_min[0] - local_x, 0.0, local_x - robot.body_max[0])
+    outside_y = max(robot.body_min[1] - local_y, 0.0, local_y - robot.body_max[1])
+    return math.hypot(outside_x, outside_y) - radius
+
+
 def _wrap(angle: float) -> float:
     return math.atan2(math.sin(angle), math.cos(angle))
 
@@ -174,13 +192,14 @@ class HeadlessSimulator:
                                     for b in world.bodies
                                     if b.collides and not b.semantic.is_ground)
         self.time = 0.0
+        self._walk_clocks = {actor.name: 0.0 for actor in world.actors}
         start = world.start_pose
         self._drive = _DriveState(pose=Pose2D(*start))
         self._contact_log: list[Contact] = []
         self.close()
         self._scene = self._build_scene(world)
         self._place_robot(self._drive.pose)
-        self._update_actors()
+        self._update_actors(0.0)
         self._drive.contacts = self._touching()
 
     def close(self) -> None:
@@ -272,13 +291,31 @@ class HeadlessSimulator:
         self._scene.client.resetBasePositionAndOrientation(
             self._scene.robot, position, Pose3(yaw=pose.yaw).quaternion())
 
-    def _update_actors(self) -> None:
+    def _update_actors(self, dt: float) -> None:
+        """Walk every actor ``dt`` further along its script unless it is yielding to the robot.
+
+        Each actor keeps its own script clock, so a walker that paused resumes where it stopped.
+        """
         client = self._scene.client
         for uid, actor in self._scene.actors.values():
-            pose = actor.pose_at(self.time)
+            clock = self._walk_clocks[actor.name]
+            pose = actor.pose_at(clock + dt)
+            if dt > 0 and self.config.pedestrians_yield and self._yields(actor, clock, pose):
+                pose = actor.pose_at(clock)
+            else:
+                self._walk_clocks[actor.name] = clock + dt
             walking = Pose3(pose.x, pose.y, 0.0, 0.0, 0.0, pose.yaw).compose(actor.offset)
             client.resetBasePositionAndOrientation(uid, (walking.x, walking.y, walking.z),
                                                    walking.quaternion())
+
+    def _yields(self, actor: Actor, clock: float, next_pose: Pose2D) -> bool:
+        """Whether the step to ``next_pose`` would take the actor closer to the robot's body
+        while the gap is below the yield gap."""
+        pose, radius = self._drive.pose, actor_radius(actor)
+        now = actor.pose_at(clock)
+        gap_next = gap_to_body((next_pose.x, next_pose.y), radius, pose, self.robot)
+        return (gap_next < self.config.pedestrian_yield_gap
+                and gap_next < gap_to_body((now.x, now.y), radius, pose, self.robot))
 
     def _penetrations(self) -> dict[int, float]:
         """Bodies within contact distance of the robot -> signed distance (negative = inside)."""
@@ -329,7 +366,7 @@ class HeadlessSimulator:
                                      drive.min_angular_acceleration * h),
                                  drive.max_angular_acceleration * h)
             self.time += h
-            self._update_actors()
+            self._update_actors(h)
             before = self._penetrations()
             candidate = self._integrate(state.pose, state.linear, state.angular, h)
             self._place_robot(candidate)

@@ -44,14 +44,16 @@ class GroupFigures:
     mean_speed_mps: float | None
     """Total distance over total mission time of every run (waiting and stuck time included)."""
     delivery_speed_mps: float | None
-    """The same over the runs that arrived: how fast deliveries are made."""
+    """The same over the deliveries (runs that must arrive), failed ones included: leaves out
+    only runs meant to end standing, such as a barrier that closes the sidewalk."""
     mean_time_to_goal_s: float | None
     scenarios: list[str] = field(default_factory=list)
 
 
 def group_figures(results: Sequence[ScenarioResult]) -> list[GroupFigures]:
     """Per fault group (healthy first): success rate, collisions, vetoes per 100 m, mean speed
-    (total distance over total mission time) and mean time to goal over the arrivals."""
+    (total distance over total mission time, of every run and of the deliveries) and mean time
+    to goal over the arrivals."""
     groups: dict[str, list[ScenarioResult]] = {}
     for result in results:
         groups.setdefault(result.fault_group, []).append(result)
@@ -61,9 +63,9 @@ def group_figures(results: Sequence[ScenarioResult]) -> list[GroupFigures]:
         summaries = [r.summary for r in members if r.summary is not None]
         distance = sum(s.distance_m for s in summaries)
         moving_time = sum(s.mission_time_s for s in summaries)
-        arrived = [s for s in summaries if s.arrived and s.time_to_goal_s]
-        arrivals = [s.time_to_goal_s for s in arrived]
-        delivered_distance = sum(s.distance_m for s in arrived)
+        arrivals = [s.time_to_goal_s for s in summaries if s.arrived and s.time_to_goal_s]
+        deliveries = [r.summary for r in members if r.must_arrive and r.summary is not None]
+        delivery_time = sum(s.mission_time_s for s in deliveries)
         figures.append(GroupFigures(
             group=name, runs=len(members),
             success_rate=sum(r.passed for r in members) / len(members),
@@ -73,7 +75,8 @@ def group_figures(results: Sequence[ScenarioResult]) -> list[GroupFigures]:
             vetoes_per_100m=(100.0 * sum(s.vetoes for s in summaries) / distance
                              if distance >= 1.0 else None),
             mean_speed_mps=distance / moving_time if moving_time > 0 else None,
-            delivery_speed_mps=delivered_distance / sum(arrivals) if arrivals else None,
+            delivery_speed_mps=(sum(s.distance_m for s in deliveries) / delivery_time
+                                if delivery_time > 0 else None),
             mean_time_to_goal_s=sum(arrivals) / len(arrivals) if arrivals else None,
             scenarios=[r.name for r in members]))
     return figures

@@ -131,6 +131,40 @@ def test_refuses_a_gap_narrower_than_the_robot_and_asks_for_help() -> None:
     assert ticks[-1].output.linear == 0.0
 
 
+def _crates_leaving_a_gap(gap: float) -> World:
+    """Two 0.6 m deep crates across a 3.2 m sidewalk at x = 3.7 with ``gap`` between them."""
+    half = gap / 2.0
+    return World(obstacles=[Box(3.7, half, 4.3, half + 0.75), Box(3.7, -half - 0.75, 4.3, -half),
+                            Box(-10.0, 1.6, 30.0, 3.0), Box(-10.0, -3.0, 30.0, -1.6)])
+
+
+@pytest.mark.parametrize('recovery_distance', [0.5, 0.0])
+def test_backs_up_to_line_up_with_a_gap_it_stopped_too_close_to(recovery_distance: float) -> None:
+    # Stopped 0.55 m short of the crates and 0.5 m to the side of the gap: no forward rollout
+    # fits through, so only room gained by reversing lets the robot line up with the gap.
+    world = _crates_leaving_a_gap(1.0)
+    planner = planner_to(9.0, 0.0, recovery_distance=recovery_distance)
+    ticks = drive(planner, world, Pose2D(2.6, -0.5, 0.0), duration=40.0, lidar=True)
+    states = [t.output.state for t in ticks]
+    if recovery_distance == 0.0:
+        assert 'arrived' not in states and 'backing_up' not in states
+        return
+    assert states[-1] == 'arrived'
+    reversing = [t for t in ticks if t.output.linear < 0.0]
+    assert reversing and all(t.output.state == 'backing_up' for t in reversing)
+    assert min(t.output.linear for t in reversing) >= -CONFIG.recovery_speed - 1e-9
+    assert all(t.output.angular == 0.0 for t in reversing)
+    assert closest_approach(world, ticks) >= CONFIG.clearance_margin - 0.02
+
+
+def test_never_backs_up_from_a_wall_without_a_way_round() -> None:
+    world = _wall_with_gap(0.0)
+    ticks = drive(planner_to(9.0, 0.0, stuck_timeout=8.0), world, START, duration=15.0,
+                  lidar=True)
+    assert all(t.output.linear >= 0.0 for t in ticks)
+    assert ticks[-1].output.state == 'blocked'
+
+
 def test_stops_for_an_obstacle_that_appears_on_the_path() -> None:
     world = World()
 

@@ -15,6 +15,7 @@ from sidewalk_robot.simulation.semantics import SemanticClass
 from sidewalk_robot.simulation.world import Actor, Pose2D, StaticBody, Waypoint, World
 
 EXACT = SimConfig(sensor_noise=False)
+SCRIPTED_WALKERS = SimConfig(sensor_noise=False, pedestrians_yield=False)
 RED = (0.9, 0.1, 0.1, 1.0)
 FRONT_BEAM = 180   # angle 0 (angle_min = -pi, 1 degree steps)
 LEFT_BEAM = 270    # +90 degrees
@@ -139,7 +140,7 @@ def test_a_collision_blocks_the_robot_and_is_reported() -> None:
 def test_a_pedestrian_walking_into_the_robot_is_a_contact_and_shows_in_the_sensors() -> None:
     walker = Actor('walker', (Waypoint(0.0, 1.5, -3.0, math.pi / 2), Waypoint(6.0, 1.5, 3.0, math.pi / 2)),
                    loop=False)
-    with HeadlessSimulator(scene(actors=(walker,)), EXACT) as sim:
+    with HeadlessSimulator(scene(actors=(walker,)), SCRIPTED_WALKERS) as sim:
         drive(sim, 0.0, 0.0, 3.0)  # the walker reaches y = 0, 1.5 m ahead
         assert sim.scan()[FRONT_BEAM] == pytest.approx(1.5 - 0.25 - 0.30, abs=0.01)
         frame = sim.render_camera()
@@ -152,6 +153,47 @@ def test_a_pedestrian_walking_into_the_robot_is_a_contact_and_shows_in_the_senso
         for _ in range(100):
             touched.update(sim.step(0.0, 0.0, 0.02))
         assert 'walker' in touched
+
+
+def test_a_walker_pauses_before_the_robot_in_its_way_and_walks_on_when_it_has_gone() -> None:
+    walker = Actor('walker', (Waypoint(0.0, 1.5, -3.0, math.pi / 2), Waypoint(6.0, 1.5, 3.0, math.pi / 2)),
+                   loop=False)
+    gap = SimConfig().pedestrian_yield_gap
+    with HeadlessSimulator(scene(actors=(walker,)), EXACT) as sim:
+        sim.set_robot_pose(1.5, 1.5, 0.0)  # stands across the walker's line, 1.5 m further on
+        touched: set[str] = set()
+        for _ in range(200):
+            touched.update(sim.step(0.0, 0.0, 0.02))
+        assert not touched
+        waiting = {t.name: t for t in sim.obstacles()}['walker'].pose
+        standing_gap = headless.gap_to_body((waiting.x, waiting.y), 0.25, sim.robot_pose(), sim.robot)
+        assert gap <= standing_gap < gap + 0.05  # stopped one step short of the yield gap
+        assert waiting.x == pytest.approx(1.5, abs=1e-6)
+
+        sim.set_robot_pose(-2.0, 1.5, 0.0)  # the robot leaves; the walker finishes its script
+        drive(sim, 0.0, 0.0, 6.0)
+        assert {t.name: t for t in sim.obstacles()}['walker'].pose.y == pytest.approx(3.0, abs=0.01)
+
+
+def test_a_walker_next_to_the_robot_may_still_step_away_from_it() -> None:
+    walker = Actor('walker', (Waypoint(0.0, 1.5, 0.9, math.pi / 2), Waypoint(2.0, 1.5, 2.9, math.pi / 2)),
+                   loop=False)
+    with HeadlessSimulator(scene(actors=(walker,)), EXACT) as sim:
+        sim.set_robot_pose(1.5, 0.0, 0.0)
+        drive(sim, 0.0, 0.0, 2.5)
+        assert {t.name: t for t in sim.obstacles()}['walker'].pose.y == pytest.approx(2.9, abs=0.01)
+
+
+def test_gap_to_the_robot_body_is_measured_from_its_rotated_rectangle() -> None:
+    with HeadlessSimulator(scene(), EXACT) as sim:
+        robot = sim.robot
+        front = robot.body_max[0]
+        assert headless.gap_to_body((front + 1.0, 0.0), 0.25, Pose2D(0.0, 0.0, 0.0), robot) == \
+            pytest.approx(0.75)
+        turned = Pose2D(2.0, 1.0, math.pi / 2)  # the front now points along +y
+        assert headless.gap_to_body((2.0, 1.0 + front + 1.0), 0.25, turned, robot) == \
+            pytest.approx(0.75)
+        assert headless.gap_to_body((2.0, 1.0), 0.25, turned, robot) < 0
 
 
 def test_odometry_starts_at_zero_at_the_spawn_pose() -> None:

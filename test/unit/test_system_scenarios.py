@@ -122,6 +122,10 @@ def results() -> list[ScenarioResult]:
         ScenarioResult('pole', 'healthy', 'd', False, ['did not arrive'],
                        summary(arrived=False, time_to_goal_s=None, distance_m=10.0,
                                mission_time_s=20.0, vetoes=2), 'runs/b', 60.0),
+        ScenarioResult('barrier', 'healthy', 'd', True, [],
+                       summary(arrived=False, time_to_goal_s=None, distance_m=5.0,
+                               mission_time_s=45.0, vetoes=0), 'runs/e', 50.0,
+                       must_arrive=False),
         ScenarioResult('blind', 'perception_blind', 'd', True, [],
                        summary(arrived=False, time_to_goal_s=None, distance_m=8.0,
                                mission_time_s=40.0, vetoes=1), 'runs/c', 70.0,
@@ -135,11 +139,11 @@ def test_group_figures_per_fault() -> None:
     healthy, blind, frozen = sorted(group_figures(results()),
                                     key=lambda f: ['healthy', 'perception_blind',
                                                    'camera_frozen'].index(f.group))
-    assert healthy.group == 'healthy' and healthy.runs == 2
-    assert healthy.success_rate == 0.5 and healthy.arrival_rate == 0.5
-    assert healthy.vetoes_per_100m == pytest.approx(100 * 2 / 40)
-    assert healthy.mean_speed_mps == pytest.approx(40 / 50)
-    assert healthy.delivery_speed_mps == pytest.approx(30 / 30)
+    assert healthy.group == 'healthy' and healthy.runs == 3
+    assert healthy.success_rate == pytest.approx(2 / 3) and healthy.arrival_rate == 0.5
+    assert healthy.vetoes_per_100m == pytest.approx(100 * 2 / 45)
+    assert healthy.mean_speed_mps == pytest.approx(45 / 95), 'every run, standing time included'
+    assert healthy.delivery_speed_mps == pytest.approx(40 / 50), 'deliveries, failed one included'
     assert healthy.mean_time_to_goal_s == pytest.approx(30.0)
     assert blind.mean_time_to_goal_s is None and blind.collisions == 0
     assert blind.arrival_rate is None, 'no delivery in the group: no arrival rate'
@@ -153,9 +157,9 @@ def test_table_markdown_and_junit() -> None:
     table = results_table(results())
     assert 'clear' in table and 'FAIL' in table and '- did not arrive' in table
     markdown = system_report_markdown(group_figures(results()))
-    assert markdown.count('\n') == 4 and '| healthy | 2 | 50% |' in markdown
+    assert markdown.count('\n') == 4 and '| healthy | 3 | 67% |' in markdown
     suite = ElementTree.fromstring(junit_xml(results()))
-    assert suite.get('tests') == '4' and suite.get('failures') == '1' and suite.get('errors') == '1'
+    assert suite.get('tests') == '5' and suite.get('failures') == '1' and suite.get('errors') == '1'
     cases = {case.get('name'): case for case in suite.iter('testcase')}
     assert cases['pole'].find('failure').get('message') == 'did not arrive'
     assert cases['broken'].find('error') is not None
@@ -165,7 +169,7 @@ def test_table_markdown_and_junit() -> None:
 def test_suite_outputs_are_written(tmp_path: Path) -> None:
     paths = write_suite_outputs(results(), tmp_path / 'suite')
     data = json.loads(paths['result'].read_text())
-    assert data['passed'] == 2 and data['total'] == 4
+    assert data['passed'] == 3 and data['total'] == 5
     assert data['scenarios'][0]['summary']['arrived'] is True
     assert data['system_report'][0]['group'] == 'healthy'
     assert all(path.is_file() for path in paths.values())
