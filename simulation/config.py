@@ -25,12 +25,12 @@ class SimConfig:
                                       min=5.0, max=1000.0)
     cmd_vel_timeout: float = describe(0.25, 'wheels stop when the newest /cmd_vel is older than '
                                             'this [s, sim time]', min=0.0)
-    pedestrians_yield: bool = describe(True, 'walkers pause instead of stepping closer to the '
-                                             'robot when it is within pedestrian_yield_gap of '
-                                             'them, as people do; false = they follow their '
-                                             'scripts through the robot')
+    pedestrians_yield: bool = describe(True, 'walkers step round the robot (or wait) rather '
+                                             'than come closer than pedestrian_yield_gap, as '
+                                             'people do; false = they follow their scripts '
+                                             'through the robot')
     pedestrian_yield_gap: float = describe(0.4, 'gap between a walker and the robot body below '
-                                                'which the walker will not step closer [m]',
+                                                'which the walker does not come closer [m]',
                                            min=0.0, max=3.0)
     sensor_noise: bool = describe(True, 'add the gaussian noise declared in the sensor blocks')
     camera_enabled: bool = describe(True, 'render and publish the camera')

@@ -35,6 +35,10 @@ _OBSTACLE_GROUP = 1
 _ROBOT_GROUP = 2
 _EVERYTHING = _OBSTACLE_GROUP | _ROBOT_GROUP
 _FOOTPRINT_SEGMENTS = 16
+SIDESTEP_SPEED = 0.5
+"""How fast a walker steps aside to get round the robot, and back onto its way after [m/s]."""
+MAX_SIDESTEP = 1.5
+"""Furthest a walker strays sideways from its scripted way [m]."""
 _PENETRATION_TOLERANCE = 1e-4
 
 
@@ -111,6 +115,19 @@ class _Scene:
     ground_colors: np.ndarray | None = None
     """Per ground surface: RGB in [0, 1] (N x 3)."""
     ground_semantics: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Walker:
+    """Where an actor is on its script (its own clock: a walker that waited resumes where it
+    stopped) and how far it stepped aside from it, to the left of its way [m]."""
+    clock: float
+    aside: float
+
+    def placed(self, actor: Actor) -> Pose2D:
+        pose = actor.pose_at(self.clock)
+        return Pose2D(pose.x - self.aside * math.sin(pose.yaw),
+                      pose.y + self.aside * math.cos(pose.yaw), pose.yaw)
 
 
 def actor_radius(actor: Actor) -> float:
@@ -192,7 +209,7 @@ class HeadlessSimulator:
                                     for b in world.bodies
                                     if b.collides and not b.semantic.is_ground)
         self.time = 0.0
-        self._walk_clocks = {actor.name: 0.0 for actor in world.actors}
+        self._walkers = {actor.name: _Walker(0.0, 0.0) for actor in world.actors}
         start = world.start_pose
         self._drive = _DriveState(pose=Pose2D(*start))
         self._contact_log: list[Contact] = []
@@ -292,30 +309,42 @@ class HeadlessSimulator:
             self._scene.robot, position, Pose3(yaw=pose.yaw).quaternion())
 
     def _update_actors(self, dt: float) -> None:
-        """Walk every actor ``dt`` further along its script unless it is yielding to the robot.
-
-        Each actor keeps its own script clock, so a walker that paused resumes where it stopped.
-        """
+        """Walk every actor ``dt`` further along its script, or round the robot (see _walk)."""
         client = self._scene.client
         for uid, actor in self._scene.actors.values():
-            clock = self._walk_clocks[actor.name]
-            pose = actor.pose_at(clock + dt)
-            if dt > 0 and self.config.pedestrians_yield and self._yields(actor, clock, pose):
-                pose = actor.pose_at(clock)
-            else:
-                self._walk_clocks[actor.name] = clock + dt
+            walker = self._walkers[actor.name]
+            if dt > 0 and self.config.pedestrians_yield:
+                walker = self._walkers[actor.name] = self._walk(actor, walker, dt)
+            elif dt > 0:
+                walker = self._walkers[actor.name] = _Walker(walker.clock + dt, walker.aside)
+            pose = walker.placed(actor)
             walking = Pose3(pose.x, pose.y, 0.0, 0.0, 0.0, pose.yaw).compose(actor.offset)
             client.resetBasePositionAndOrientation(uid, (walking.x, walking.y, walking.z),
                                                    walking.quaternion())
 
-    def _yields(self, actor: Actor, clock: float, next_pose: Pose2D) -> bool:
-        """Whether the step to ``next_pose`` would take the actor closer to the robot's body
-        while the gap is below the yield gap."""
-        pose, radius = self._drive.pose, actor_radius(actor)
-        now = actor.pose_at(clock)
-        gap_next = gap_to_body((next_pose.x, next_pose.y), radius, pose, self.robot)
-        return (gap_next < self.config.pedestrian_yield_gap
-                and gap_next < gap_to_body((now.x, now.y), radius, pose, self.robot))
+    def _walk(self, actor: Actor, walker: _Walker, dt: float) -> _Walker:
+        """The first of these moves that does not take the walker closer to the robot's body
+        while the gap is under pedestrian_yield_gap: on along the script drifting back onto it,
+        on at the same sideways offset, on while stepping aside (away from the robot), only
+        stepping aside, standing. So people walk round a robot in their way instead of through
+        it, and wait when they cannot."""
+        robot, radius = self._drive.pose, actor_radius(actor)
+        here = walker.placed(actor)
+        gap_here = gap_to_body((here.x, here.y), radius, robot, self.robot)
+        robot_on_the_left = (-math.sin(here.yaw) * (robot.x - here.x)
+                             + math.cos(here.yaw) * (robot.y - here.y)) > 0.0
+        step = SIDESTEP_SPEED * dt
+        aside = walker.aside + (-step if robot_on_the_left else step)
+        aside = min(max(aside, -MAX_SIDESTEP), MAX_SIDESTEP)
+        back = walker.aside - min(max(walker.aside, -step), step)
+        later = walker.clock + dt
+        for candidate in (_Walker(later, back), _Walker(later, walker.aside),
+                          _Walker(later, aside), _Walker(walker.clock, aside)):
+            there = candidate.placed(actor)
+            gap = gap_to_body((there.x, there.y), radius, robot, self.robot)
+            if gap >= self.config.pedestrian_yield_gap or gap >= gap_here:
+                return candidate
+        return walker
 
     def _penetrations(self) -> dict[int, float]:
         """Bodies within contact distance of the robot -> signed distance (negative = inside)."""
