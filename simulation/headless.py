@@ -39,6 +39,10 @@ SIDESTEP_SPEED = 0.5
 """How fast a walker steps aside to get round the robot, and back onto its way after [m/s]."""
 MAX_SIDESTEP = 1.5
 """Furthest a walker strays sideways from its scripted way [m]."""
+WALKER_PATIENCE = 3.0
+"""How long a walker waits for the robot before squeezing past it [s]."""
+SQUEEZE_GAP = 0.1
+"""The gap to the robot's body a walker squeezing past keeps [m]."""
 _PENETRATION_TOLERANCE = 1e-4
 
 
@@ -123,6 +127,8 @@ class _Walker:
     stopped) and how far it stepped aside from it, to the left of its way [m]."""
     clock: float
     aside: float
+    waited: float = 0.0
+    """Seconds since it last got on along its script."""
 
     def placed(self, actor: Actor) -> Pose2D:
         pose = actor.pose_at(self.clock)
@@ -327,7 +333,8 @@ class HeadlessSimulator:
         while the gap is under pedestrian_yield_gap: on along the script drifting back onto it,
         on at the same sideways offset, on while stepping aside (away from the robot), only
         stepping aside, standing. So people walk round a robot in their way instead of through
-        it, and wait when they cannot."""
+        it, and wait when they cannot; after WALKER_PATIENCE of waiting they squeeze past,
+        keeping only SQUEEZE_GAP, as people do next to a robot that does not move."""
         robot, radius = self._drive.pose, actor_radius(actor)
         here = walker.placed(actor)
         gap_here = gap_to_body((here.x, here.y), radius, robot, self.robot)
@@ -337,14 +344,19 @@ class HeadlessSimulator:
         aside = walker.aside + (-step if robot_on_the_left else step)
         aside = min(max(aside, -MAX_SIDESTEP), MAX_SIDESTEP)
         back = walker.aside - min(max(walker.aside, -step), step)
-        later = walker.clock + dt
-        for candidate in (_Walker(later, back), _Walker(later, walker.aside),
-                          _Walker(later, aside), _Walker(walker.clock, aside)):
+        later, yield_gap = walker.clock + dt, self.config.pedestrian_yield_gap
+        keep = yield_gap if walker.waited < WALKER_PATIENCE else min(SQUEEZE_GAP, yield_gap)
+        for clock, offset in ((later, back), (later, walker.aside), (later, aside),
+                              (walker.clock, aside)):
+            candidate = _Walker(clock, offset)
             there = candidate.placed(actor)
             gap = gap_to_body((there.x, there.y), radius, robot, self.robot)
-            if gap >= self.config.pedestrian_yield_gap or gap >= gap_here:
-                return candidate
-        return walker
+            if gap >= keep or gap >= gap_here:
+                if clock == walker.clock:
+                    return _Walker(clock, offset, walker.waited + dt)
+                # Squeezing past goes on until the walker is clear of the robot again.
+                return candidate if gap >= yield_gap else _Walker(clock, offset, walker.waited)
+        return _Walker(walker.clock, walker.aside, walker.waited + dt)
 
     def _penetrations(self) -> dict[int, float]:
         """Bodies within contact distance of the robot -> signed distance (negative = inside)."""

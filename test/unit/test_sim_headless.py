@@ -176,6 +176,26 @@ def test_a_walker_steps_round_a_robot_in_its_way_and_back_onto_its_line() -> Non
         assert (where.x, where.y) == pytest.approx((1.5, 3.0), abs=0.01)  # and back onto its line
 
 
+def test_a_walker_who_cannot_step_round_waits_then_squeezes_past(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(headless, 'MAX_SIDESTEP', 0.0)  # as between the robot and a wall
+    with HeadlessSimulator(scene(), EXACT) as sim:
+        line_x = 1.5 + sim.robot.body_max[0] + 0.25 + 0.2  # passes 0.2 m from the robot's front
+    walker = Actor('walker', (Waypoint(0.0, line_x, -3.0, math.pi / 2), Waypoint(6.0, line_x, 3.0, math.pi / 2)),
+                   loop=False)
+    with HeadlessSimulator(scene(actors=(walker,)), EXACT) as sim:
+        sim.set_robot_pose(1.5, 1.5, 0.0)
+        touched: set[str] = set()
+        finished = None
+        for index in range(700):
+            touched.update(sim.step(0.0, 0.0, 0.02))
+            where = {t.name: t for t in sim.obstacles()}['walker'].pose
+            if finished is None and where.y >= 3.0 - 1e-6:
+                finished = (index + 1) * 0.02
+        assert not touched
+        assert finished is not None
+        assert finished >= 6.0 + headless.WALKER_PATIENCE - 0.1  # waited, then went on
+
+
 def test_a_walker_next_to_the_robot_may_still_step_away_from_it() -> None:
     walker = Actor('walker', (Waypoint(0.0, 1.5, 0.9, math.pi / 2), Waypoint(2.0, 1.5, 2.9, math.pi / 2)),
                    loop=False)
