@@ -153,6 +153,9 @@ class PlannerConfig:
     stuck_wander_distance: float = describe(4.0, 'driving this far without route progress '
                                             '(circling in front of a closed way) asks for help '
                                             'before stuck_timeout [m]', min=0.1)
+    route_corridor: float = describe(1.5, 'the robot centre stays within this distance of the '
+                                     'route: the route is the drivable way, and the obstacle '
+                                     'grid does not show road or grass [m]', min=0.3)
     recovery_delay: float = describe(1.0, 'after an obstacle has blocked every forward motion '
                                      'this long, back up straight to find a way round it [s]',
                                      min=0.0)

@@ -167,21 +167,38 @@ class GridFields:
         inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
         return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside
 
-    def cost_to_go(self, target_x: float, target_y: float, max_travel: float) -> np.ndarray:
+    def distance_to_line(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Metres from every cell to the polyline through grid-frame points ``xs``, ``ys``
+        (FAR_AWAY everywhere when it does not cross the grid)."""
+        grid = self.grid
+        local_x, local_y = transform_points(grid.origin.inverse(), xs, ys)
+        # cv2 draws in 1/16 cell fixed point and clips lines running off the image.
+        points = np.stack([local_x / grid.resolution - 0.5, local_y / grid.resolution - 0.5],
+                          axis=-1)
+        line = np.full(grid.shape, 255, dtype=np.uint8)
+        cv2.polylines(line, [np.round(points * 16).astype(np.int32)], False, 0,
+                      lineType=cv2.LINE_8, shift=4)
+        if line.all():
+            return np.full(grid.shape, FAR_AWAY, dtype=np.float32)
+        return cv2.distanceTransform(line, cv2.DIST_L2, 5) * np.float32(grid.resolution)
+
+    def cost_to_go(self, target_x: float, target_y: float, max_travel: float,
+                   allowed: np.ndarray | None = None) -> np.ndarray:
         """Metres to travel from each cell to the target (grid frame) around obstacles.
 
-        A wavefront over the passable cells, growing alternately by 4- and 8-neighbours so
-        its rings are octagons, close to circles. It starts at the passable cell nearest the
-        target (the target may lie outside the grid or inside an obstacle); cells it cannot
-        reach within ``max_travel`` are infinitely far.
+        A wavefront over the passable cells (and ``allowed`` ones, when given), growing
+        alternately by 4- and 8-neighbours so its rings are octagons, close to circles. It
+        starts at the passable cell nearest the target (the target may lie outside the grid or
+        inside an obstacle); cells it cannot reach within ``max_travel`` are infinitely far.
         """
         grid = self.grid
         centre_x, centre_y = grid.cell_centres()
         offset = np.hypot(centre_x - target_x, centre_y - target_y)
-        if not self.passable.any():
+        open_cells = self.passable if allowed is None else self.passable & allowed
+        if not open_cells.any():
             return np.full(grid.shape, np.inf, dtype=np.float32)
-        seed = np.unravel_index(np.argmin(np.where(self.passable, offset, np.inf)), grid.shape)
-        passable = self.passable.astype(np.uint8)
+        seed = np.unravel_index(np.argmin(np.where(open_cells, offset, np.inf)), grid.shape)
+        passable = open_cells.astype(np.uint8)
         reached = np.zeros(grid.shape, dtype=np.uint8)
         reached[seed] = 1
         # Each ring adds 1 to every reached cell, so a cell first reached in ring r ends with

@@ -11,7 +11,7 @@ Everything is vectorised over rollouts x time steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,9 @@ CARROT_LINE_SAMPLES = 26
 """Points checked along the straight line to the carrot for being in view."""
 
 OBSTACLE_ESCAPE_SLACK = 0.02
+ROUTE_SLACK = 0.1
+"""Outside the route corridor, how much further from the route a rollout may still go [m]
+(the route distance is measured to cell centres)."""
 """A robot already inside the clearance margin may move if it gets no closer than this [m]."""
 
 
@@ -41,6 +44,9 @@ class RouteReference:
     line_x: np.ndarray
     line_y: np.ndarray
     speed_cap: float
+    route_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    route_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The route itself (no keep-right offset) around the robot; empty = no corridor."""
 
 
 @dataclass(frozen=True)
@@ -186,12 +192,29 @@ class LocalPlanner:
         samples = fields.sample(grid_x.astype(np.float32), grid_y.astype(np.float32),
                                 (yaw + robot_in_grid.yaw).astype(np.float32))
 
+        # The route is the map's drivable way; the obstacle grid does not hold road or grass,
+        # so the centre stays within route_corridor of it (or, where it already is further,
+        # gets no further away).
+        corridor = np.full(fields.grid.shape, True)
+        off_route = np.zeros(samples.obstacle_clearance.shape, dtype=bool)
+        if reference.route_x.size >= 2:
+            route_in_grid_x, route_in_grid_y = transform_points(robot_in_grid, reference.route_x,
+                                                                reference.route_y)
+            route_distance = fields.distance_to_line(route_in_grid_x, route_in_grid_y)
+            start_row, start_col, _ = fields.cells_of(np.array(robot_in_grid.x),
+                                                      np.array(robot_in_grid.y))
+            limit = max(config.route_corridor,
+                        float(route_distance[int(start_row), int(start_col)]) + ROUTE_SLACK)
+            corridor = route_distance <= limit
+            rows, cols, inside = fields.cells_of(grid_x, grid_y)
+            off_route = inside & (route_distance[rows, cols] > limit)
+
         moved = (arc > STATIONARY_ARC) | (np.abs(yaw) > STATIONARY_ARC)
         obstacle_floor = min(config.clearance_margin,
                              max(float(start.obstacle_clearance[0]) - OBSTACLE_ESCAPE_SLACK, 0.0))
         hits_obstacle = moved & (samples.obstacle_clearance < obstacle_floor)
         hits_pedestrian = moved & (samples.pedestrian_clearance < config.pedestrian_keep_out)
-        cut = _first_index(hits_obstacle | hits_pedestrian)
+        cut = _first_index(hits_obstacle | hits_pedestrian | (moved & off_route))
         cut_arc = _arc_at(arc, cut)
         valid = np.arange(self.steps)[None, :] < cut[:, None]
 
@@ -227,7 +250,8 @@ class LocalPlanner:
             robot_in_grid, np.array(reference.carrot_x), np.array(reference.carrot_y))
         # Far enough to reach every rollout from the carrot, with room for a detour.
         reach = config.lookahead_distance + config.cruise_speed * config.horizon + DETOUR_ALLOWANCE
-        cost_map = fields.cost_to_go(float(carrot_in_grid_x), float(carrot_in_grid_y), reach)
+        cost_map = fields.cost_to_go(float(carrot_in_grid_x), float(carrot_in_grid_y), reach,
+                                     corridor)
 
         def distance_to_go(points_x: np.ndarray, points_y: np.ndarray) -> np.ndarray:
             """Travel to the carrot around obstacles; straight-line plus a detour penalty

@@ -42,6 +42,9 @@ OPEN_WAY_DETOUR = 0.5
 """While waiting for an operator, the way counts as open again when going round obstacles to
 the carrot is at most this much longer than the straight line [m]."""
 
+CORRIDOR_REACH = 12.0
+"""Route drawn for the corridor, either side of the robot's place on it [m]: beyond the grid."""
+
 CARROT_SLIDE = 3.0
 """How much further along the route the carrot may move to get off an obstacle [m]."""
 
@@ -567,16 +570,22 @@ class Planner:
                            min(progress.s + reach, route.length) + ROUTE_LINE_STEP,
                            ROUTE_LINE_STEP)
         line_x, line_y, _ = route.points_at(line_s, **offset)
+        # The corridor must cover the whole grid the wavefront runs over.
+        corridor_s = np.arange(max(progress.s - CORRIDOR_REACH, 0.0),
+                               min(progress.s + CORRIDOR_REACH, route.length) + ROUTE_LINE_STEP,
+                               ROUTE_LINE_STEP)
+        route_x, route_y, _ = route.points_at(corridor_s)
         to_robot = pose.inverse()
         carrot_x, carrot_y = transform_points(to_robot, carrot_x, carrot_y)
         line_x, line_y = transform_points(to_robot, line_x, line_y)
+        route_x, route_y = transform_points(to_robot, route_x, route_y)
         # Plan to stop at the goal: the speed that braking at goal_approach_decel brings to
         # zero half-way inside the goal tolerance.
         approach = max(goal_distance - 0.5 * config.goal_tolerance, 0.0)
         speed_cap = min(config.cruise_speed, math.sqrt(2.0 * config.goal_approach_decel * approach))
         return RouteReference(float(carrot_x[0]), float(carrot_y[0]),
                               float(wrap_angle(carrot_heading[0] - pose.yaw)),
-                              line_x, line_y, speed_cap)
+                              line_x, line_y, speed_cap, route_x, route_y)
 
     def _current_velocity(self, odometry: Odometry) -> tuple[float, float]:
         """Plan from the last command while the base follows it, else from what it measures."""

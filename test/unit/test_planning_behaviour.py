@@ -165,6 +165,22 @@ def test_never_backs_up_from_a_wall_without_a_way_round() -> None:
     assert ticks[-1].output.state == 'blocked'
 
 
+@pytest.mark.parametrize('corridor', [1.5, 3.0])
+def test_does_not_leave_the_route_corridor_to_get_round_a_barrier(corridor: float) -> None:
+    # A barrier closing a 2.6 m sidewalk; beyond its ends is road, which the obstacle grid
+    # shows as free. Only the corridor round the route keeps the robot off it.
+    world = World(obstacles=[Box(4.0, -1.3, 4.3, 1.3)])
+    planner = planner_to(9.0, 0.0, route_corridor=corridor, stuck_timeout=10.0)
+    ticks = drive(planner, world, START, duration=30.0, lidar=True)
+    widest = max(abs(t.pose.y) for t in ticks)
+    if corridor > 2.0:
+        assert ticks[-1].output.state == 'arrived' and widest > 1.6
+        return
+    assert widest <= corridor + 0.1
+    assert ticks[-1].output.state == 'blocked' and 'operator' in ticks[-1].output.reason
+    assert closest_approach(world, ticks) >= CONFIG.clearance_margin - 0.02
+
+
 def test_stops_for_an_obstacle_that_appears_on_the_path() -> None:
     world = World()
 

@@ -81,6 +81,21 @@ def test_geometry_is_read_from_the_grid_not_assumed() -> None:
     assert samples.obstacle_clearance[1] == pytest.approx(1.0 - reach, abs=0.06)
 
 
+def test_distance_to_a_line_through_the_grid() -> None:
+    circles = FootprintCircles.covering(CONFIG.footprint_length, CONFIG.footprint_width)
+    values = np.zeros((80, 80), dtype=int)
+    grid = LocalGrid.from_occupancy(values.ravel(), 80, 80, 0.1, Pose2D(-1.0, -4.0, 0.0), 1.0,
+                                    'base_link')
+    fields = GridFields(grid, None, CONFIG, circles)
+    # An L: along y = 1 from x = -5 to 3, then up x = 3 to y = 9 (off the grid both ways).
+    distance = fields.distance_to_line(np.array([-5.0, 3.0, 3.0]), np.array([1.0, 1.0, 9.0]))
+    rows, cols, _ = fields.cells_of(np.array([0.05, 0.05, 1.05, 5.05]),
+                                    np.array([1.05, -2.05, 3.05, 1.05]))
+    assert distance[rows, cols] == pytest.approx([0.0, 3.1, 1.95, 2.0], abs=0.06)
+    far = fields.distance_to_line(np.array([20.0, 30.0]), np.array([20.0, 20.0]))
+    assert np.all(far >= 100.0), 'a route that misses the grid leaves no corridor in it'
+
+
 def test_footprint_circles_cover_the_rectangle_snugly() -> None:
     circles = FootprintCircles.covering(0.70, 0.55)
     xs, ys = np.meshgrid(np.linspace(-0.35, 0.35, 29), np.linspace(-0.275, 0.275, 23))
