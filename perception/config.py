@@ -8,7 +8,7 @@ from sidewalk_robot import share_directory
 from sidewalk_robot.config import describe
 from sidewalk_robot.perception.geometry import Extrinsics, GridGeometry, Intrinsics
 
-DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v2'
+DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v3'
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,9 @@ class PerceptionConfig:
     projection_height: int = describe(240, 'height of that probability image [px]', min=8)
     block_threshold: float = describe(0.5, 'probability of "not ground" above which a pixel '
                                       'blocks the view along its column', min=0.0, max=1.0)
-    min_block_rows: int = describe(1, 'rows of "not ground" a column needs before it counts as '
-                                   'blocked (1 = any pixel; more ignores specks)', min=1)
+    min_block_rows: int = describe(3, 'rows of "not ground" a column needs before it counts as '
+                                   'blocked (1 = any pixel; more ignores specks; 3 chosen on the '
+                                   'validation split for sidewalk_seg_v3)', min=1)
     marker_threshold: float = describe(0.5, 'obstacle probability above which a cell is drawn '
                                        'in /perception/markers', min=0.0, max=1.0)
 

@@ -41,7 +41,7 @@ class EvaluationSettings:
     tolerance: float = 0.2
     obstacle_threshold: float = 0.5
     block_threshold: float = 0.5
-    min_block_rows: int = 1
+    min_block_rows: int = 3
     max_range: float = 6.0
     projection_width: int = 320
     projection_height: int = 240

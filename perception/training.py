@@ -24,7 +24,8 @@ from sidewalk_robot.perception import dataset as dataset_files
 from sidewalk_robot.perception.calibration import fit_temperature
 from sidewalk_robot.perception.dataset import Frames, load_split
 from sidewalk_robot.perception.evaluation import SegmentationScores
-from sidewalk_robot.perception.labels import CLASS_NAMES, IGNORE_LABEL
+from sidewalk_robot.perception.labels import (BACKGROUND, CLASS_NAMES, GROUND_CLASSES,
+                                              IGNORE_LABEL, OBSTACLE_CLASSES)
 from sidewalk_robot.perception.model import (DEFAULT_STAGES, ArchitectureSpec, InputSpec,
                                              SegmentationNet, StageSpec)
 from sidewalk_robot.perception.model_io import read_card, save_model
@@ -43,19 +44,28 @@ CALIBRATION_PIXELS = 1_000_000
 @dataclass(frozen=True)
 class TrainingConfig:
     dataset: str = describe('datasets/sidewalk_v2', 'dataset folder (sidewalk-robot dataset)')
-    output: str = describe('models/sidewalk_seg_v2', 'model folder to write (model.pt + card.json)')
-    run_dir: str = describe('runs/perception/sidewalk_seg_v2', 'checkpoints of this run')
-    version: str = describe('sidewalk_seg_v2', 'model version written into the card')
+    output: str = describe('models/sidewalk_seg_v3', 'model folder to write (model.pt + card.json)')
+    run_dir: str = describe('runs/perception/sidewalk_seg_v3', 'checkpoints of this run')
+    version: str = describe('sidewalk_seg_v3', 'model version written into the card')
     architecture: str = describe('context', 'network: default, context (a third 1/16 block and '
                                  'dilated depthwise convolutions there: a wider view) or tiny')
-    epochs: int = describe(24, 'passes over the training split', min=1)
+    epochs: int = describe(27, 'passes over the training split', min=1)
     batch_size: int = describe(24, 'images per step', min=1)
     learning_rate: float = describe(4e-3, 'peak AdamW learning rate', min=0.0)
     weight_decay: float = describe(1e-4, 'AdamW weight decay', min=0.0)
     warmup_fraction: float = describe(0.05, 'share of steps with a linear warm-up', min=0.0, max=1.0)
     class_weight_power: float = describe(0.3, 'class weights = (median share / share)^power', min=0.0)
-    edge_weight: float = describe(3.0, 'loss weight of pixels on a vertical class edge (the '
-                                  'ground contact the BEV projection depends on)', min=1.0)
+    edge_weight: float = describe(3.0, 'loss weight of pixels on a vertical edge (see '
+                                  'edge_between; the ground contacts the BEV projection depends '
+                                  'on)', min=1.0)
+    edge_between: str = describe('groups', 'which vertical edges get edge_weight: classes (any '
+                                 'class change) or groups (only changes between the groups the '
+                                 'grid uses: ground, obstacle or pedestrian, background)')
+    group_loss_weight: float = describe(2.0, 'weight of an extra cross entropy over the groups '
+                                        'the grid uses (ground, obstacle or pedestrian, '
+                                        'background): confusions inside a group cost the grid '
+                                        'nothing, confusions between groups move its contacts',
+                                        min=0.0)
     augment: bool = describe(True, 'flips, colour, contrast, noise and blur on the fly')
     max_train_frames: int = describe(0, 'use at most this many training frames (0 = all)', min=0)
     seed: int = describe(0, 'seed of initialisation, order and augmentation', min=0)
@@ -80,12 +90,44 @@ def class_weights(balance: dict[str, float], power: float) -> torch.Tensor:
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-def pixel_weights(labels: torch.Tensor, edge_weight: float) -> torch.Tensor:
-    """Weight 1 everywhere, ``edge_weight`` where the class changes from one row to the next."""
+GRID_GROUPS: tuple[tuple[int, ...], ...] = (GROUND_CLASSES, OBSTACLE_CLASSES, (BACKGROUND,))
+"""What the BEV projection distinguishes: ground (walk on), something to avoid, sky."""
+EDGE_MODES = ('classes', 'groups')
+
+
+def _group_lookup(device: torch.device) -> torch.Tensor:
+    """Class index -> grid group index (ignored pixels: the ignore label)."""
+    lookup = torch.full((256,), IGNORE_LABEL, dtype=torch.long, device=device)
+    for group, members in enumerate(GRID_GROUPS):
+        lookup[list(members)] = group
+    return lookup
+
+
+def grid_groups(labels: torch.Tensor) -> torch.Tensor:
+    return _group_lookup(labels.device)[labels]
+
+
+def group_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-pixel negative log-likelihood of the label's grid group (its classes' summed
+    probability); 0 on ignored pixels."""
+    log_probabilities = F.log_softmax(logits, dim=1)
+    group_log = torch.stack([torch.logsumexp(log_probabilities[:, list(members)], dim=1)
+                             for members in GRID_GROUPS], dim=1)
+    return F.nll_loss(group_log, grid_groups(labels), reduction='none',
+                      ignore_index=IGNORE_LABEL)
+
+
+def pixel_weights(labels: torch.Tensor, edge_weight: float,
+                  edge_between: str = 'classes') -> torch.Tensor:
+    """Weight 1 everywhere, ``edge_weight`` where the class (or, for ``groups``, the grid
+    group) changes from one row to the next."""
     weights = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
     if edge_weight == 1.0:
         return weights
-    change = labels[:, 1:, :] != labels[:, :-1, :]
+    if edge_between not in EDGE_MODES:
+        raise ValueError(f'unknown edge_between {edge_between!r} (classes or groups)')
+    kinds = grid_groups(labels) if edge_between == 'groups' else labels
+    change = kinds[:, 1:, :] != kinds[:, :-1, :]
     edge = torch.zeros_like(weights, dtype=torch.bool)
     edge[:, 1:, :] |= change
     edge[:, :-1, :] |= change
@@ -191,6 +233,8 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f'unknown architecture {config.architecture!r} '
                          f'(choose from {", ".join(ARCHITECTURES)})')
+    if config.edge_between not in EDGE_MODES:
+        raise ValueError(f'unknown edge_between {config.edge_between!r} (classes or groups)')
     device = resolve_device(config.device)
     torch.set_num_threads(config.num_threads)
     card = dataset_files.verify(dataset_dir)
@@ -249,7 +293,11 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
             logits = network(normalise_batch(images, spec))
             per_pixel = F.cross_entropy(logits, labels, weight=weights, reduction='none',
                                         ignore_index=IGNORE_LABEL)
-            loss = (per_pixel * pixel_weights(labels, config.edge_weight)).mean()
+            if config.group_loss_weight:
+                per_pixel = (per_pixel
+                             + config.group_loss_weight * group_cross_entropy(logits, labels))
+            loss = (per_pixel * pixel_weights(labels, config.edge_weight,
+                                              config.edge_between)).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -334,7 +334,8 @@ class HeadlessSimulator:
         on at the same sideways offset, on while stepping aside (away from the robot), only
         stepping aside, standing. So people walk round a robot in their way instead of through
         it, and wait when they cannot; after WALKER_PATIENCE of waiting they squeeze past,
-        keeping only SQUEEZE_GAP, as people do next to a robot that does not move."""
+        keeping only SQUEEZE_GAP, as people do next to a robot that does not move, and after
+        twice that they walk on regardless (no walker waits for ever)."""
         robot, radius = self._drive.pose, actor_radius(actor)
         here = walker.placed(actor)
         gap_here = gap_to_body((here.x, here.y), radius, robot, self.robot)
@@ -345,6 +346,12 @@ class HeadlessSimulator:
         aside = min(max(aside, -MAX_SIDESTEP), MAX_SIDESTEP)
         back = walker.aside - min(max(walker.aside, -step), step)
         later, yield_gap = walker.clock + dt, self.config.pedestrian_yield_gap
+        if walker.waited >= 2.0 * WALKER_PATIENCE:
+            # Neither round nor past: the walker gives up giving way and walks on, through the
+            # robot as far as the simulator goes (a contact by others), until clear of it.
+            there = _Walker(later, walker.aside).placed(actor)
+            clear = gap_to_body((there.x, there.y), radius, robot, self.robot) >= yield_gap
+            return _Walker(later, walker.aside, 0.0 if clear else walker.waited)
         keep = yield_gap if walker.waited < WALKER_PATIENCE else min(SQUEEZE_GAP, yield_gap)
         for clock, offset in ((later, back), (later, walker.aside), (later, aside),
                               (walker.clock, aside)):

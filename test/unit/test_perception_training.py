@@ -103,3 +103,31 @@ def test_cli_reports_a_missing_dataset(tmp_path: Path, capsys) -> None:
     assert main(['train', '--dataset', str(tmp_path / 'none'), '--output', str(tmp_path / 'm'),
                  '--quiet']) == 1
     assert 'dataset card not found' in capsys.readouterr().err
+
+
+def test_group_loss_ignores_confusions_inside_a_grid_group() -> None:
+    sidewalk, not_drivable, obstacle, pedestrian, background = range(5)
+    labels = torch.tensor([[[sidewalk, obstacle, obstacle, 255]]])
+    logits = torch.full((1, 5, 1, 4), -10.0)
+    logits[0, not_drivable, 0, 0] = 10.0   # ground taken for other ground: no group error
+    logits[0, pedestrian, 0, 1] = 10.0     # obstacle taken for pedestrian: no group error
+    logits[0, sidewalk, 0, 2] = 10.0       # obstacle taken for ground: a group error
+    logits[0, background, 0, 3] = 10.0    # ignored pixel
+    group_loss = training.group_cross_entropy(logits, labels)[0, 0]
+    class_loss = torch.nn.functional.cross_entropy(logits, labels, reduction='none',
+                                                   ignore_index=255)[0, 0]
+    assert group_loss[0] < 1e-3 and group_loss[1] < 1e-3 and group_loss[3] == 0.0
+    assert group_loss[2] > 15.0
+    assert class_loss[0] > 15.0 and class_loss[1] > 15.0
+
+
+def test_group_edges_weight_only_changes_between_grid_groups() -> None:
+    sidewalk, not_drivable, obstacle, pedestrian = range(4)
+    column = torch.tensor([pedestrian, obstacle, not_drivable, sidewalk])
+    labels = column.view(1, 4, 1).expand(1, 4, 2).clone()
+    by_class = training.pixel_weights(labels, 3.0, 'classes')[0, :, 0]
+    by_group = training.pixel_weights(labels, 3.0, 'groups')[0, :, 0]
+    assert by_class.tolist() == [3.0, 3.0, 3.0, 3.0]
+    assert by_group.tolist() == [1.0, 3.0, 3.0, 1.0]
+    with pytest.raises(ValueError, match='edge_between'):
+        training.pixel_weights(labels, 3.0, 'rows')

@@ -196,6 +196,24 @@ def test_a_walker_who_cannot_step_round_waits_then_squeezes_past(monkeypatch: py
         assert finished >= 6.0 + headless.WALKER_PATIENCE - 0.1  # waited, then went on
 
 
+def test_a_walker_with_no_way_round_or_past_walks_on_after_twice_its_patience(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(headless, 'MAX_SIDESTEP', 0.0)
+    walker = Actor('walker', (Waypoint(0.0, 1.5, -3.0, math.pi / 2), Waypoint(6.0, 1.5, 3.0, math.pi / 2)),
+                   loop=False)
+    with HeadlessSimulator(scene(actors=(walker,)), EXACT) as sim:
+        sim.set_robot_pose(1.5, 1.5, 0.0)  # right across its line
+        touched: set[str] = set()
+        first_contact = None
+        for index in range(900):
+            touched.update(sim.step(0.0, 0.0, 0.02))
+            if first_contact is None and touched:
+                first_contact = (index + 1) * 0.02
+        assert 'walker' in touched  # walked through: a contact by others, the robot stood still
+        assert first_contact > 2.0 + 2.0 * headless.WALKER_PATIENCE  # reached the gap at about 2 s
+        assert {t.name: t for t in sim.obstacles()}['walker'].pose.y == pytest.approx(3.0, abs=0.01)
+
+
 def test_a_walker_next_to_the_robot_may_still_step_away_from_it() -> None:
     walker = Actor('walker', (Waypoint(0.0, 1.5, 0.9, math.pi / 2), Waypoint(2.0, 1.5, 2.9, math.pi / 2)),
                    loop=False)
