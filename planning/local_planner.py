@@ -29,10 +29,11 @@ CARROT_LINE_SAMPLES = 26
 """Points checked along the straight line to the carrot for being in view."""
 
 OBSTACLE_ESCAPE_SLACK = 0.02
+"""A robot already inside the clearance margin may move if it gets no closer than this [m]."""
+
 ROUTE_SLACK = 0.1
 """Outside the route corridor, how much further from the route a rollout may still go [m]
 (the route distance is measured to cell centres)."""
-"""A robot already inside the clearance margin may move if it gets no closer than this [m]."""
 
 
 @dataclass(frozen=True)

@@ -282,6 +282,8 @@ class Planner:
         self._input_error = ''
         self._assist = None
         self._wander_pose = None
+        self._backing_from = None
+        self._blocked_since = None
         self._mark_progress(now, math.inf)
 
     def _mark_progress(self, now: float, remaining: float) -> None:
