@@ -21,7 +21,8 @@ class PlannerConfig:
     max_linear_speed: float = describe(1.5, 'forward speed cap, as the safety monitor [m/s]',
                                        min=0.0)
     max_reverse_speed: float = describe(0.3, 'reverse speed cap, as the safety monitor; the '
-                                        'planner itself never reverses [m/s]', min=0.0)
+                                        'planner reverses only to back up (recovery_speed) '
+                                        '[m/s]', min=0.0)
     max_angular_speed: float = describe(1.5, 'yaw rate cap, as the safety monitor [rad/s]', min=0.0)
     max_linear_accel: float = describe(1.0, 'linear acceleration cap, as the safety monitor '
                                        '[m/s^2]', min=0.01)

@@ -132,6 +132,8 @@ class Planner:
             raise ValueError('cruise_speed must not exceed max_linear_speed')
         if config.caution_probability > config.lethal_probability:
             raise ValueError('caution_probability must not exceed lethal_probability')
+        if config.recovery_speed > config.max_reverse_speed:
+            raise ValueError('recovery_speed must not exceed max_reverse_speed')
         self.config = config
         self.circles = FootprintCircles.covering(config.footprint_length, config.footprint_width)
         self.local_planner = LocalPlanner(config)

@@ -50,6 +50,8 @@ def test_limits_match_the_safety_monitor_defaults() -> None:
 def test_inconsistent_speeds_are_refused() -> None:
     with pytest.raises(ValueError, match='cruise_speed'):
         Planner(PlannerConfig(cruise_speed=1.4, max_linear_speed=1.0))
+    with pytest.raises(ValueError, match='recovery_speed'):
+        Planner(PlannerConfig(recovery_speed=0.3, max_reverse_speed=0.2))
 
 
 @pytest.mark.parametrize('data, width, height, resolution, message', [
