@@ -158,6 +158,12 @@ class LocalPlanner:
         around = cost_map[max(row - reach, 0):row + reach + 1, max(col - reach, 0):col + reach + 1]
         return bool(np.isfinite(around).any())
 
+    def _obstacle_floor(self, start_clearance: float) -> float:
+        """Clearance a motion must keep from obstacles: the margin, or for a robot already
+        closer, about what it has now (it may move if it gets no closer)."""
+        return min(self.config.clearance_margin,
+                   max(start_clearance - OBSTACLE_ESCAPE_SLACK, 0.0))
+
     def reverse_is_clear(self, fields: GridFields, robot_in_grid: Pose2D,
                          distance: float) -> bool:
         """Whether the footprint can reverse ``distance`` straight back keeping the clearance
@@ -165,9 +171,7 @@ class LocalPlanner:
         back = -np.linspace(0.0, distance, max(2, int(math.ceil(distance / 0.05)) + 1))
         grid_x, grid_y = transform_points(robot_in_grid, back, np.zeros_like(back))
         samples = fields.sample(grid_x, grid_y, np.full_like(back, robot_in_grid.yaw))
-        start_clearance = float(samples.obstacle_clearance[0])
-        floor = min(self.config.clearance_margin,
-                    max(start_clearance - OBSTACLE_ESCAPE_SLACK, 0.0))
+        floor = self._obstacle_floor(float(samples.obstacle_clearance[0]))
         return bool(np.all(samples.obstacle_clearance[1:] >= floor)
                     and np.all(samples.pedestrian_clearance >= self.config.pedestrian_keep_out))
 
@@ -211,8 +215,7 @@ class LocalPlanner:
             off_route = inside & (route_distance[rows, cols] > limit)
 
         moved = (arc > STATIONARY_ARC) | (np.abs(yaw) > STATIONARY_ARC)
-        obstacle_floor = min(config.clearance_margin,
-                             max(float(start.obstacle_clearance[0]) - OBSTACLE_ESCAPE_SLACK, 0.0))
+        obstacle_floor = self._obstacle_floor(float(start.obstacle_clearance[0]))
         hits_obstacle = moved & (samples.obstacle_clearance < obstacle_floor)
         hits_pedestrian = moved & (samples.pedestrian_clearance < config.pedestrian_keep_out)
         cut = _first_index(hits_obstacle | hits_pedestrian | (moved & off_route))
