@@ -140,13 +140,12 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
     from sidewalk_robot import share_directory
     from sidewalk_robot.config import load_config
     from sidewalk_robot.perception.config import PerceptionConfig
-    from sidewalk_robot.perception.dataset import load_split, read_card
+    from sidewalk_robot.perception.dataset import capture_camera, load_split, read_card
     from sidewalk_robot.perception.evaluation import (evaluate_frames, model_predictor,
                                                       oracle_predictor, plot_confusion_matrix,
                                                       settings_for)
-    from sidewalk_robot.perception.geometry import CameraModel, Extrinsics, GridGeometry, Intrinsics
+    from sidewalk_robot.perception.geometry import GridGeometry
     from sidewalk_robot.perception.model_io import ModelLoadError, load_model, write_card
-    from sidewalk_robot.perception.training import _first
 
     model_dir, dataset_dir = Path(arguments.model), Path(arguments.dataset)
     try:
@@ -156,13 +155,11 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
     except (ModelLoadError, ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     if arguments.max_frames:
-        frames = _first(frames, arguments.max_frames)
+        frames = frames.subset(slice(0, arguments.max_frames))
     if (model.input_spec.width, model.input_spec.height) != tuple(dataset_card['image_size']):
         return _fail(f'model input {model.input_spec.width}x{model.input_spec.height} does not '
                      f'match dataset images {dataset_card["image_size"]}')
-    c = dataset_card['camera']
-    camera = CameraModel(Intrinsics(c['fx'], c['fy'], c['cx'], c['cy'], c['width'], c['height']),
-                         Extrinsics(c['x'], c['y'], c['z'], c['roll'], c['pitch'], c['yaw']))
+    camera = capture_camera(dataset_card)
     grid = GridGeometry(**dataset_card['grid'])
     node_config = load_config(PerceptionConfig, arguments.node_config or
                               share_directory() / 'config' / 'perception.yaml')

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sidewalk_robot.perception.geometry import GridGeometry
+from sidewalk_robot.perception.geometry import CameraModel, Extrinsics, GridGeometry, Intrinsics
 from sidewalk_robot.perception.labels import CLASS_NAMES, OBSTACLE_CLASSES, PEDESTRIAN
 
 CARD_FILE = 'card.json'
@@ -80,6 +80,16 @@ class Frames:
                    pose=np.concatenate([p.pose for p in parts]),
                    footprint=np.concatenate([p.footprint for p in parts]),
                    layout=np.concatenate(layouts))
+
+    def subset(self, frames: slice) -> Frames:
+        """The frames in the ``frames`` slice (step 1), layout renumbered from 0."""
+        start, stop, _ = frames.indices(len(self))
+        keep = (self.layout[:, 0] >= start) & (self.layout[:, 0] < stop)
+        layout = self.layout[keep].copy()
+        layout[:, 0] -= start
+        return Frames(image=self.image[start:stop], label=self.label[start:stop],
+                      depth=self.depth[start:stop], pose=self.pose[start:stop],
+                      footprint=self.footprint[start:stop], layout=layout)
 
     def layout_of(self, frame: int) -> np.ndarray:
         return self.layout[self.layout[:, 0] == frame]
@@ -177,6 +187,13 @@ def read_card(dataset_dir: Path) -> dict[str, Any]:
         raise FileNotFoundError(f'dataset card not found: {path} (generate the dataset with '
                                 f'"sidewalk-robot dataset")')
     return json.loads(path.read_text(encoding='utf-8'))
+
+
+def capture_camera(card: dict[str, Any]) -> CameraModel:
+    """The camera a dataset was rendered with (full render resolution), from its card."""
+    c = card['camera']
+    return CameraModel(Intrinsics(c['fx'], c['fy'], c['cx'], c['cy'], c['width'], c['height']),
+                       Extrinsics(c['x'], c['y'], c['z'], c['roll'], c['pitch'], c['yaw']))
 
 
 def verify(dataset_dir: Path) -> dict[str, Any]:

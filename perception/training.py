@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -241,8 +241,9 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
     train_frames = load_split(dataset_dir, 'train')
     validation_frames = load_split(dataset_dir, 'validation')
     if config.max_train_frames:
-        train_frames = _first(train_frames, config.max_train_frames)
-        validation_frames = _first(validation_frames, max(8, config.max_train_frames // 4))
+        train_frames = train_frames.subset(slice(0, config.max_train_frames))
+        validation_frames = validation_frames.subset(
+            slice(0, max(8, config.max_train_frames // 4)))
     height, width = train_frames.image.shape[1:3]
     spec = InputSpec(width=width, height=height)
 
@@ -338,13 +339,6 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
     }
     save_model(output_dir, network, spec, temperature, model_card)
     return read_card(output_dir)
-
-
-def _first(frames: Frames, count: int) -> Frames:
-    keep = frames.layout[:, 0] < count
-    return replace(frames, image=frames.image[:count], label=frames.label[:count],
-                   depth=frames.depth[:count], pose=frames.pose[:count],
-                   footprint=frames.footprint[:count], layout=frames.layout[keep])
 
 
 def _resolve(root: Path, path: str) -> Path:

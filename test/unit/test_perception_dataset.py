@@ -14,7 +14,7 @@ from sidewalk_robot.perception.dataset import (LayoutItem, SHAPE_BOX, SHAPE_DISC
 from sidewalk_robot.perception.evaluation import (EvaluationSettings, evaluate_frames,
                                                   oracle_predictor)
 from sidewalk_robot.perception.generation import GenerationConfig, generate_dataset
-from sidewalk_robot.perception.geometry import CameraModel, Extrinsics, GridGeometry, Intrinsics
+from sidewalk_robot.perception.geometry import CameraModel, GridGeometry
 from sidewalk_robot.perception.labels import CLASS_NAMES, OBSTACLE, PEDESTRIAN, SIDEWALK
 
 TINY = GenerationConfig(train_worlds=('sidewalk_straight',), held_out_worlds=('construction_narrow',),
@@ -28,12 +28,6 @@ def tiny_dataset(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp('dataset') / 'tiny'
     generate_dataset(folder, TINY, GRID, progress=False)
     return folder
-
-
-def camera_of(card: dict) -> CameraModel:
-    c = card['camera']
-    return CameraModel(Intrinsics(c['fx'], c['fy'], c['cx'], c['cy'], c['width'], c['height']),
-                       Extrinsics(c['x'], c['y'], c['z'], c['roll'], c['pitch'], c['yaw']))
 
 
 def test_class_list_matches_the_simulator() -> None:
@@ -86,7 +80,7 @@ def test_layout_agrees_with_the_rendered_depth(tiny_dataset: Path) -> None:
     """Obstacle pixels put back in 3-D with their depth land on the layout's footprints."""
     card = files.read_card(tiny_dataset)
     frames = load_split(tiny_dataset, 'train')
-    camera = camera_of(card)
+    camera = files.capture_camera(card)
     depth_camera = CameraModel(camera.intrinsics.scaled_to(160, 120), camera.extrinsics)
     rays = depth_camera.pixel_rays()
     inside = total = 0
@@ -111,11 +105,24 @@ def test_ground_truth_labels_projected_to_the_grid_find_the_obstacles(tiny_datas
     A wrong sign or frame anywhere in the geometry gives next to nothing.)"""
     card = files.read_card(tiny_dataset)
     metrics = evaluate_frames(oracle_predictor, load_split(tiny_dataset, 'held_out'),
-                              camera_of(card), GRID, EvaluationSettings())
+                              files.capture_camera(card), GRID, EvaluationSettings())
     assert metrics['bev']['visible_obstacle_cells'] > 20
     assert metrics['bev']['recall'] > 0.75
     assert metrics['bev']['precision'] > 0.8
     assert metrics['mean_iou'] == 1.0
+
+
+def test_a_subset_of_frames_keeps_each_frames_layout(tiny_dataset: Path) -> None:
+    frames = load_split(tiny_dataset, 'train')
+    count = len(frames)
+    assert count >= 3
+    part = frames.subset(slice(1, count))
+    assert len(part) == count - 1
+    assert np.array_equal(part.image, frames.image[1:])
+    assert np.array_equal(part.footprint, frames.footprint[1:])
+    for index in range(count - 1):
+        assert np.array_equal(part.layout_of(index)[:, 1:], frames.layout_of(index + 1)[:, 1:])
+    assert len(part.layout) == len(frames.layout) - len(frames.layout_of(0)) > 0
 
 
 def test_label_downscaling_breaks_ties_towards_obstacles() -> None:
