@@ -218,8 +218,8 @@ def open_reader(path: str | Path) -> Reader:
         hint = (' (the recording was not finalised; rebuild it with '
                 f'`sidewalk-robot record --repair {path}`)' if any(path.glob('*.mcap')) else '')
         raise BagError(f'{path}: {METADATA_FILE} is missing{hint}')
-    reader = Reader(path)
     try:
+        reader = Reader(path)  # refuses a file that is no bag (by its suffix) already here
         reader.open()
     except ReaderError as error:
         hint = (f' (truncated or unfinished MCAP? try `sidewalk-robot record --repair {path}`)'

@@ -124,6 +124,9 @@ def test_missing_metadata_and_missing_bag_are_refused(tmp_path: Path) -> None:
     (bag / 'metadata.yaml').unlink()
     assert 'metadata.yaml is missing' in inspect_bag(bag, ReplayCriteria()).reason
     assert 'no such bag' in inspect_bag(tmp_path / 'nothing', ReplayCriteria()).reason
+    not_a_bag = tmp_path / 'criteria.yaml'  # e.g. picked up by test/data/*
+    not_a_bag.write_text('min_recall: 0.7\n')
+    assert 'cannot read bag' in inspect_bag(not_a_bag, ReplayCriteria()).reason
 
 
 def test_missing_required_topic_is_named(tmp_path: Path) -> None:
