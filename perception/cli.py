@@ -1,4 +1,4 @@
-"""``sidewalk-robot dataset | train | evaluate``: the perception model's pipeline."""
+"""``sidewalk-robot dataset | train | ensemble | evaluate``: the perception model's pipeline."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help='continue from the run folder\'s checkpoint')
     train.add_argument('--quiet', action='store_true', help='no progress bar')
     train.set_defaults(handler=run_train)
+
+    ensemble = subparsers.add_parser(
+        'ensemble', help='combine trained models into one ensemble model folder',
+        description='Copies two or more trained model folders (for example the same training '
+                    'with other seeds, run in parallel) into one model folder whose '
+                    'probabilities are the mean of the members\' calibrated probabilities.')
+    ensemble.add_argument('members', nargs='+', help='trained model folders')
+    ensemble.add_argument('--output', required=True, help='new model folder')
+    ensemble.add_argument('--version', help='model version for the card (default: folder name)')
+    ensemble.set_defaults(handler=run_ensemble)
 
     evaluate = subparsers.add_parser(
         'evaluate', help='evaluate a model on the held-out world of a dataset',
@@ -133,6 +143,20 @@ def run_train(arguments: argparse.Namespace) -> int:
     print(json.dumps({'model': output, 'version': card['version'],
                       'temperature': card['temperature'], 'calibration': card['calibration'],
                       'validation': card['metrics']['validation']}, indent=2))
+    return 0
+
+
+def run_ensemble(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot.perception.model_io import ModelLoadError, build_ensemble
+
+    output = Path(arguments.output)
+    try:
+        card = build_ensemble([Path(member) for member in arguments.members], output,
+                              arguments.version or output.name)
+    except (ValueError, ModelLoadError, OSError) as error:
+        return _fail(str(error))
+    print(json.dumps({'model': str(output), 'version': card['version'],
+                      'members': card['members']}, indent=2))
     return 0
 
 

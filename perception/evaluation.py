@@ -40,11 +40,11 @@ class EvaluationSettings:
     max_distance: float = 4.0
     tolerance: float = 0.2
     obstacle_threshold: float = 0.5
-    block_threshold: float = 0.5
-    min_block_rows: int = 3
-    max_range: float = 6.0
-    projection_width: int = 320
-    projection_height: int = 240
+    block_threshold: float = PerceptionConfig.block_threshold
+    min_block_rows: int = PerceptionConfig.min_block_rows
+    max_range: float = PerceptionConfig.max_range
+    projection_width: int = PerceptionConfig.projection_width
+    projection_height: int = PerceptionConfig.projection_height
     batch_size: int = 32
 
 

@@ -4,11 +4,18 @@ Loading checks everything that could make the node silently wrong: the files exi
 the weights' hash is the one the card records, the card's input spec is the one the weights
 were trained with, the classes are the ones this code knows, and the weights fit the
 architecture. Every failure is a ModelLoadError with a message a user can act on.
+
+An *ensemble* folder holds no weights of its own: its card lists member folders (each a
+complete model folder with its own training card) inside it, with each member's weights hash,
+and the model's probabilities are the mean of the members' calibrated probabilities.
 """
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +34,17 @@ class ModelLoadError(RuntimeError):
     """The model folder cannot be used; the message says why."""
 
 
+@dataclass(frozen=True)
+class Member:
+    """One network and the softmax temperature fitted to it."""
+    network: SegmentationNet
+    temperature: float
+
+
 @dataclass
 class LoadedModel:
-    network: SegmentationNet
+    members: tuple[Member, ...]
     input_spec: InputSpec
-    temperature: float
     card: dict[str, Any]
 
     @property
@@ -79,11 +92,13 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
 
 
 def load_model(folder: Path | str) -> LoadedModel:
-    """Load and check a model folder; the network is in eval mode with BatchNorm folded."""
+    """Load and check a model folder; networks are in eval mode with BatchNorm folded."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelLoadError(f'model folder not found: {folder}')
     card = read_card(folder)
+    if 'members' in card:
+        return _load_ensemble(folder, card)
     weights_path = folder / str(card.get('weights_file', WEIGHTS_FILE))
     if not weights_path.is_file():
         raise ModelLoadError(f'weights file not found: {weights_path}')
@@ -123,4 +138,78 @@ def load_model(folder: Path | str) -> LoadedModel:
         raise ModelLoadError(f'model temperature must be positive, got {temperature}')
     network.eval().fuse_for_inference()
     network.to(memory_format=torch.channels_last)  # faster depthwise convolutions on CPU
-    return LoadedModel(network=network, input_spec=saved_spec, temperature=temperature, card=card)
+    return LoadedModel(members=(Member(network, temperature),), input_spec=saved_spec, card=card)
+
+
+def _load_ensemble(folder: Path, card: dict[str, Any]) -> LoadedModel:
+    entries = card['members']
+    if not isinstance(entries, list) or not entries:
+        raise ModelLoadError(f'ensemble card in {folder} lists no members')
+    members = [_load_member(folder, entry) for entry in entries]
+    input_spec = members[0].input_spec
+    for entry, member in zip(entries, members):
+        if member.input_spec != input_spec:
+            raise ModelLoadError(f'ensemble member {entry["folder"]} in {folder} expects input '
+                                 f'{member.input_spec}, the first member {input_spec}')
+    return LoadedModel(members=tuple(member.members[0] for member in members),
+                       input_spec=input_spec, card=card)
+
+
+def _load_member(folder: Path, entry: Any) -> LoadedModel:
+    """One member of the ensemble in ``folder``: a single network, the one the card records."""
+    try:
+        name, expected_hash = str(entry['folder']), str(entry['weights_sha256'])
+    except (KeyError, TypeError) as error:
+        raise ModelLoadError(f'ensemble card in {folder} has a member entry without folder '
+                             f'and weights_sha256: {entry!r}') from error
+    member_folder = folder / name
+    if Path(name).is_absolute() or member_folder.resolve().parent != folder.resolve():
+        raise ModelLoadError(f'ensemble member {name!r} must be a folder inside {folder}')
+    member = load_model(member_folder)
+    if len(member.members) != 1 or member.card.get('weights_sha256') != expected_hash:
+        raise ModelLoadError(f'ensemble member {member_folder} is not the one the ensemble '
+                             f'card records (weights sha256 differs)')
+    return member
+
+
+def build_ensemble(member_folders: Sequence[Path], folder: Path, version: str) -> dict[str, Any]:
+    """Copy trained model folders into ``folder`` as the members of one ensemble model.
+
+    Every member is loaded (and so checked) first; the card records each member's version,
+    weights hash, dataset and training time.
+    """
+    if len(member_folders) < 2:
+        raise ValueError('an ensemble needs at least two member models')
+    members = [load_model(member) for member in member_folders]
+    for source, member in zip(member_folders, members):
+        if len(member.members) != 1:
+            raise ValueError(f'{source} is an ensemble itself; give its member folders')
+    if any(member.input_spec != members[0].input_spec for member in members):
+        raise ModelLoadError('ensemble members must share one input spec: '
+                             + ', '.join(str(member.input_spec) for member in members))
+    if folder.exists() and any(folder.iterdir()):
+        raise ValueError(f'{folder} exists and is not empty; choose a new folder')
+    entries = []
+    for index, (source, member) in enumerate(zip(member_folders, members)):
+        name = f'member_{index}'
+        shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns('*.png'))
+        training = member.card.get('training', {})
+        entries.append({'folder': name, 'version': member.version,
+                        'weights_sha256': member.card.get('weights_sha256'),
+                        'dataset_hash': member.card.get('dataset', {}).get('content_hash'),
+                        'seed': training.get('config', {}).get('seed'),
+                        'training_seconds': training.get('seconds'),
+                        'temperature': member.members[0].temperature})
+    first = members[0].card
+    card = {'version': version,
+            'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'task': first.get('task'), 'classes': first.get('classes'),
+            'combination': 'mean of the members\' temperature-calibrated class probabilities',
+            'input_spec': members[0].input_spec.to_dict(),
+            'camera': first.get('camera'),
+            'parameters': sum(entry.card.get('parameters', 0) for entry in members),
+            'dataset_hashes': sorted({entry['dataset_hash'] for entry in entries
+                                      if entry['dataset_hash']}),
+            'members': entries}
+    write_card(folder, card)
+    return card

@@ -83,11 +83,15 @@ def resize_for_network(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def class_probabilities(model: LoadedModel, images: np.ndarray) -> torch.Tensor:
-    """Calibrated class probabilities (N, C, h, w) for uint8 RGB images at the network size."""
+    """Calibrated class probabilities (N, C, h, w) for uint8 RGB images at the network size;
+    for an ensemble, the mean over its members."""
     with torch.inference_mode():
         batch = normalise(images, model.input_spec).contiguous(memory_format=torch.channels_last)
-        logits = model.network(batch)
-        return torch.softmax(logits / model.temperature, dim=1)
+        first, *others = model.members
+        total = torch.softmax(first.network(batch) / first.temperature, dim=1)
+        for member in others:
+            total += torch.softmax(member.network(batch) / member.temperature, dim=1)
+        return total / len(model.members)
 
 
 def bev_inputs(probabilities: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -44,9 +44,9 @@ CALIBRATION_PIXELS = 1_000_000
 @dataclass(frozen=True)
 class TrainingConfig:
     dataset: str = describe('datasets/sidewalk_v2', 'dataset folder (sidewalk-robot dataset)')
-    output: str = describe('models/sidewalk_seg_v3', 'model folder to write (model.pt + card.json)')
-    run_dir: str = describe('runs/perception/sidewalk_seg_v3', 'checkpoints of this run')
-    version: str = describe('sidewalk_seg_v3', 'model version written into the card')
+    output: str = describe('models/sidewalk_seg_v5', 'model folder to write (model.pt + card.json)')
+    run_dir: str = describe('runs/perception/sidewalk_seg_v5', 'checkpoints of this run')
+    version: str = describe('sidewalk_seg_v5', 'model version written into the card')
     architecture: str = describe('context', 'network: default, context (a third 1/16 block and '
                                  'dilated depthwise convolutions there: a wider view) or tiny')
     epochs: int = describe(27, 'passes over the training split', min=1)

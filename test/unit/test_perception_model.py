@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,9 @@ from dataclasses import replace
 from sidewalk_robot.perception.model import (ArchitectureSpec, InputSpec, SegmentationNet,
                                              parameter_count, with_row_position)
 from sidewalk_robot.perception.model_io import (CARD_FILE, WEIGHTS_FILE, ModelLoadError,
-                                                load_model, read_card, save_model, write_card)
+                                                build_ensemble, load_model, read_card, save_model,
+                                                write_card)
+from sidewalk_robot.perception.pipeline import class_probabilities
 from sidewalk_robot.perception.training import ARCHITECTURES
 
 
@@ -61,9 +64,9 @@ def test_export_and_load_round_trip_gives_identical_outputs(model_dir: Path) -> 
     image = torch.randn(2, 3, 120, 160)
     with torch.no_grad():
         expected = original(image)
-        actual = loaded.network(image)
+        actual = loaded.members[0].network(image)
     assert torch.allclose(expected, actual, atol=1e-4)
-    assert loaded.temperature == pytest.approx(1.7)
+    assert loaded.members[0].temperature == pytest.approx(1.7)
     assert loaded.version == 'test-1'
     card = read_card(model_dir)
     assert card['weights_sha256'] and card['parameters'] == parameter_count(original)
@@ -143,8 +146,8 @@ def test_row_position_channel_runs_from_top_to_bottom() -> None:
 def test_row_position_input_round_trips_through_export_and_load(model_dir: Path) -> None:
     loaded = load_model(model_dir)
     assert ARCHITECTURES['tiny'].row_position_input and ARCHITECTURES['default'].row_position_input
-    assert loaded.network.spec.row_position_input
-    assert loaded.network.stem.conv.in_channels == 4
+    assert loaded.members[0].network.spec.row_position_input
+    assert loaded.members[0].network.stem.conv.in_channels == 4
     assert read_card(model_dir)['architecture']['row_position_input'] is True
 
 
@@ -172,11 +175,11 @@ def test_models_saved_before_the_row_channel_load_without_it(tmp_path: Path) -> 
     del card['weights_sha256'], card['architecture']['row_position_input']
     write_card(folder, card)
     loaded = load_model(folder)
-    assert loaded.network.spec == replace(ARCHITECTURES['tiny'], row_position_input=False)
+    assert loaded.members[0].network.spec == replace(ARCHITECTURES['tiny'], row_position_input=False)
     assert ArchitectureSpec.from_dict(card['architecture']).row_position_input is False
     image = torch.randn(1, 3, 120, 160)
     with torch.no_grad():
-        assert torch.allclose(loaded.network(image), old_style(image), atol=1e-5)
+        assert torch.allclose(loaded.members[0].network(image), old_style(image), atol=1e-5)
 
 
 def test_context_network_dilates_the_blocks_after_the_first_of_its_last_stage() -> None:
@@ -191,3 +194,55 @@ def test_context_network_dilates_the_blocks_after_the_first_of_its_last_stage() 
               for stage in ARCHITECTURES['default'].to_dict()['stages']]
     old = ArchitectureSpec.from_dict({**ARCHITECTURES['default'].to_dict(), 'stages': stages})
     assert all(stage.dilation == 1 for stage in old.stages)
+
+
+@pytest.fixture
+def two_member_ensemble(tmp_path: Path) -> Path:
+    for seed, temperature in ((1, 1.3), (2, 0.8)):
+        save_model(tmp_path / f'seed_{seed}', trained_looking_network(seed=seed), InputSpec(),
+                   temperature, {'version': f'seed-{seed}', 'training': {'config': {'seed': seed}}})
+    build_ensemble([tmp_path / 'seed_1', tmp_path / 'seed_2'], tmp_path / 'ensemble', 'pair-1')
+    return tmp_path / 'ensemble'
+
+
+def test_ensemble_averages_its_members_calibrated_probabilities(two_member_ensemble: Path) -> None:
+    ensemble = load_model(two_member_ensemble)
+    assert ensemble.version == 'pair-1' and len(ensemble.members) == 2
+    images = np.random.default_rng(0).integers(0, 256, (2, 120, 160, 3), dtype=np.uint8)
+    alone = [class_probabilities(load_model(two_member_ensemble / name), images)
+             for name in ('member_0', 'member_1')]
+    assert not torch.allclose(alone[0], alone[1], atol=1e-3)
+    assert torch.allclose(class_probabilities(ensemble, images), (alone[0] + alone[1]) / 2,
+                          atol=1e-6)
+    card = read_card(two_member_ensemble)
+    assert [entry['temperature'] for entry in card['members']] == [pytest.approx(1.3),
+                                                                    pytest.approx(0.8)]
+
+
+def test_ensemble_refuses_a_replaced_or_escaping_member(two_member_ensemble: Path,
+                                                        tmp_path: Path) -> None:
+    save_model(two_member_ensemble / 'member_1', trained_looking_network(seed=3), InputSpec(),
+               1.0, {'version': 'intruder'})
+    with pytest.raises(ModelLoadError, match='not the one the ensemble card records'):
+        load_model(two_member_ensemble)
+    card = read_card(two_member_ensemble)
+    card['members'][1]['folder'] = '../seed_2'
+    write_card(two_member_ensemble, card)
+    with pytest.raises(ModelLoadError, match='must be a folder inside'):
+        load_model(two_member_ensemble)
+    card['members'] = []
+    write_card(two_member_ensemble, card)
+    with pytest.raises(ModelLoadError, match='lists no members'):
+        load_model(two_member_ensemble)
+
+
+def test_ensemble_members_must_share_the_input_spec(tmp_path: Path, model_dir: Path) -> None:
+    save_model(tmp_path / 'wide', trained_looking_network(), InputSpec(width=320, height=240),
+               1.0, {'version': 'wide'})
+    with pytest.raises(ModelLoadError, match='share one input spec'):
+        build_ensemble([model_dir, tmp_path / 'wide'], tmp_path / 'mixed', 'mixed')
+    build_ensemble([model_dir, model_dir], tmp_path / 'twice', 'twice')
+    with pytest.raises(ValueError, match='is an ensemble itself'):
+        build_ensemble([tmp_path / 'twice', model_dir], tmp_path / 'nested', 'nested')
+    with pytest.raises(ValueError, match='not empty'):
+        build_ensemble([model_dir, model_dir], tmp_path / 'twice', 'again')

@@ -72,14 +72,14 @@ def test_exception_in_inference_is_caught(pipeline: PerceptionPipeline, monkeypa
     def explode(_images):
         raise RuntimeError('simulated kernel failure')
 
-    monkeypatch.setattr(pipeline.model.network, 'forward', explode)
+    monkeypatch.setattr(pipeline.model.members[0].network, 'forward', explode)
     result = pipeline.process(street_image(), pipeline.config.default_intrinsics())
     assert not result.ok and 'simulated kernel failure' in result.error
     assert np.isnan(result.grids.obstacle).all()
 
 
 def test_non_finite_network_output_is_an_error(pipeline: PerceptionPipeline, monkeypatch) -> None:
-    monkeypatch.setattr(pipeline.model.network, 'forward',
+    monkeypatch.setattr(pipeline.model.members[0].network, 'forward',
                         lambda images: torch.full((1, 5, 120, 160), float('nan')))
     result = pipeline.process(street_image(), pipeline.config.default_intrinsics())
     assert not result.ok and 'non-finite' in result.error

@@ -131,3 +131,26 @@ def test_group_edges_weight_only_changes_between_grid_groups() -> None:
     assert by_group.tolist() == [1.0, 3.0, 3.0, 1.0]
     with pytest.raises(ValueError, match='edge_between'):
         training.pixel_weights(labels, 3.0, 'rows')
+
+
+def test_cli_combines_two_seeds_into_an_ensemble_and_evaluates_it(tiny_dataset: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    members = []
+    for seed in (1, 2):
+        member = tmp_path / f'seed_{seed}'
+        assert main(['train', '--preset', 'tiny', '--dataset', str(tiny_dataset), '--seed',
+                     str(seed), '--output', str(member), '--run-dir', str(tmp_path / f'run_{seed}'),
+                     '--quiet']) == 0
+        members.append(str(member))
+    ensemble = tmp_path / 'ensemble'
+    assert main(['ensemble', *members, '--output', str(ensemble), '--version', 'pair']) == 0
+    card = read_card(ensemble)
+    assert [entry['seed'] for entry in card['members']] == [1, 2]
+    assert load_model(ensemble).version == 'pair'
+    assert main(['evaluate', '--model', str(ensemble), '--dataset', str(tiny_dataset),
+                 '--quiet']) == 0
+    assert {'recall', 'precision'} <= set(read_card(ensemble)['metrics']['held_out']['bev'])
+    assert len(load_model(ensemble).members) == 2
+    capsys.readouterr()
+    assert main(['ensemble', members[0], '--output', str(tmp_path / 'single')]) == 1
+    assert 'at least two' in capsys.readouterr().err
