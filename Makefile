@@ -44,21 +44,21 @@ test-all: install
 scenarios: install
 	$(BIN)/sidewalk-robot scenarios
 
-# The shipped perception model's recipe (docs/perception.md): the dataset, two seeds of one
-# training configuration, one per core at the same time (~25 min), combined and evaluated.
+# The shipped perception model's recipe (docs/perception.md): the dataset, two seeds of the
+# default training configuration, one per core at the same time (~25 min), combined, evaluated.
 RETRAIN := runs/perception/retrain
 perception-model: install
 	@[ -f datasets/sidewalk_v2/card.json ] || $(BIN)/sidewalk-robot dataset
 	@mkdir -p $(RETRAIN)
-	$(BIN)/sidewalk-robot train --seed 0 --output $(RETRAIN)/seed_0 --run-dir $(RETRAIN)/run_0 \
-		--version sidewalk_seg_v3 --resume & first=$$!; \
-	$(BIN)/sidewalk-robot train --seed 2 --output $(RETRAIN)/seed_2 --run-dir $(RETRAIN)/run_2 \
-		--version sidewalk_seg_v3_seed2 --resume --quiet > $(RETRAIN)/seed_2.log 2>&1 & second=$$!; \
-	wait $$first && wait $$second || { echo "training failed (see $(RETRAIN)/seed_2.log)"; exit 1; }
-	rm -rf $(RETRAIN)/sidewalk_seg_v4
-	$(BIN)/sidewalk-robot ensemble $(RETRAIN)/seed_0 $(RETRAIN)/seed_2 --output $(RETRAIN)/sidewalk_seg_v4
-	$(BIN)/sidewalk-robot evaluate --model $(RETRAIN)/sidewalk_seg_v4 --split validation --quiet
-	$(BIN)/sidewalk-robot evaluate --model $(RETRAIN)/sidewalk_seg_v4 --quiet
+	$(BIN)/sidewalk-robot train --seed 3 --output $(RETRAIN)/seed_3 --run-dir $(RETRAIN)/run_3 \
+		--version sidewalk_seg_v5_seed3 --resume & first=$$!; \
+	$(BIN)/sidewalk-robot train --seed 4 --output $(RETRAIN)/seed_4 --run-dir $(RETRAIN)/run_4 \
+		--version sidewalk_seg_v5_seed4 --resume --quiet > $(RETRAIN)/seed_4.log 2>&1 & second=$$!; \
+	wait $$first && wait $$second || { echo "training failed (see $(RETRAIN)/seed_4.log)"; exit 1; }
+	rm -rf $(RETRAIN)/sidewalk_seg_v5
+	$(BIN)/sidewalk-robot ensemble $(RETRAIN)/seed_3 $(RETRAIN)/seed_4 --output $(RETRAIN)/sidewalk_seg_v5
+	$(BIN)/sidewalk-robot evaluate --model $(RETRAIN)/sidewalk_seg_v5 --split validation --quiet
+	$(BIN)/sidewalk-robot evaluate --model $(RETRAIN)/sidewalk_seg_v5 --quiet
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

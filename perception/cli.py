@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument('--edge-weight', type=float)
     train.add_argument('--edge-between', choices=('classes', 'groups'))
     train.add_argument('--group-loss-weight', type=float)
+    train.add_argument('--class-weight-power', type=float)
     train.add_argument('--device', choices=('auto', 'cpu', 'cuda'))
     train.add_argument('--threads', type=int, dest='num_threads')
     train.add_argument('--no-augment', action='store_true')

@@ -8,7 +8,7 @@ from sidewalk_robot import share_directory
 from sidewalk_robot.config import describe
 from sidewalk_robot.perception.geometry import Extrinsics, GridGeometry, Intrinsics
 
-DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v4'
+DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v5'
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,15 @@ class PerceptionConfig:
     projection_width: int = describe(320, 'width of the probability image projected to the '
                                      'grid (network output is upsampled to it) [px]', min=8)
     projection_height: int = describe(240, 'height of that probability image [px]', min=8)
-    block_threshold: float = describe(0.475, 'probability of "not ground" above which a pixel '
+    block_threshold: float = describe(0.45, 'probability of "not ground" above which a pixel '
                                       'blocks the view along its column (at most the 0.5 at '
                                       'which a cell counts as obstacle, or obstacle bodies '
                                       'that do not block smear over the ground behind them; '
-                                      '0.475 chosen on the validation split for '
-                                      'sidewalk_seg_v4)', min=0.0, max=1.0)
+                                      '0.45 chosen on the validation split for '
+                                      'sidewalk_seg_v5)', min=0.0, max=1.0)
     min_block_rows: int = describe(4, 'rows of "not ground" a column needs before it counts as '
                                    'blocked (1 = any pixel; more ignores specks; 4 chosen on the '
-                                   'validation split for sidewalk_seg_v4)', min=1)
+                                   'validation split for sidewalk_seg_v5)', min=1)
     marker_threshold: float = describe(0.5, 'obstacle probability above which a cell is drawn '
                                        'in /perception/markers', min=0.0, max=1.0)
 

@@ -166,7 +166,9 @@ def _load_member(folder: Path, entry: Any) -> LoadedModel:
     if Path(name).is_absolute() or member_folder.resolve().parent != folder.resolve():
         raise ModelLoadError(f'ensemble member {name!r} must be a folder inside {folder}')
     member = load_model(member_folder)
-    if len(member.members) != 1 or member.card.get('weights_sha256') != expected_hash:
+    if len(member.members) != 1:
+        raise ModelLoadError(f'ensemble member {member_folder} is an ensemble itself')
+    if member.card.get('weights_sha256') != expected_hash:
         raise ModelLoadError(f'ensemble member {member_folder} is not the one the ensemble '
                              f'card records (weights sha256 differs)')
     return member

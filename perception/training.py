@@ -44,9 +44,9 @@ CALIBRATION_PIXELS = 1_000_000
 @dataclass(frozen=True)
 class TrainingConfig:
     dataset: str = describe('datasets/sidewalk_v2', 'dataset folder (sidewalk-robot dataset)')
-    output: str = describe('models/sidewalk_seg_v5', 'model folder to write (model.pt + card.json)')
-    run_dir: str = describe('runs/perception/sidewalk_seg_v5', 'checkpoints of this run')
-    version: str = describe('sidewalk_seg_v5', 'model version written into the card')
+    output: str = describe('models/sidewalk_seg_v6', 'model folder to write (model.pt + card.json)')
+    run_dir: str = describe('runs/perception/sidewalk_seg_v6', 'checkpoints of this run')
+    version: str = describe('sidewalk_seg_v6', 'model version written into the card')
     architecture: str = describe('context', 'network: default, context (a third 1/16 block and '
                                  'dilated depthwise convolutions there: a wider view) or tiny')
     epochs: int = describe(27, 'passes over the training split', min=1)
@@ -54,7 +54,8 @@ class TrainingConfig:
     learning_rate: float = describe(4e-3, 'peak AdamW learning rate', min=0.0)
     weight_decay: float = describe(1e-4, 'AdamW weight decay', min=0.0)
     warmup_fraction: float = describe(0.05, 'share of steps with a linear warm-up', min=0.0, max=1.0)
-    class_weight_power: float = describe(0.3, 'class weights = (median share / share)^power', min=0.0)
+    class_weight_power: float = describe(0.6, 'class weights = (median share / share)^power '
+                                         '(0.3 up to v4)', min=0.0)
     edge_weight: float = describe(3.0, 'loss weight of pixels on a vertical edge (see '
                                   'edge_between; the ground contacts the BEV projection depends '
                                   'on)', min=1.0)

@@ -126,7 +126,7 @@ def test_shipped_node_publishes_a_grid_for_a_camera_image(ros_process, camera) -
     assert (values >= 0).sum() > 1000  # the sidewalk ahead is seen
     assert camera.spin_until([camera.node], lambda: camera.received.last_status() is not None, 5.0)
     level, _, values_by_key = camera.received.last_status()
-    assert values_by_key['model_version'] == read_card(REPO_ROOT / 'models' / 'sidewalk_seg_v4')['version']
+    assert values_by_key['model_version'] == read_card(REPO_ROOT / 'models' / 'sidewalk_seg_v5')['version']
     assert float(values_by_key['inference_latency_ms']) > 0
     assert 0 < float(values_by_key['mean_confidence']) <= 1
     assert {'brightness', 'blur_laplacian_variance'} <= set(values_by_key)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -244,5 +245,10 @@ def test_ensemble_members_must_share_the_input_spec(tmp_path: Path, model_dir: P
     build_ensemble([model_dir, model_dir], tmp_path / 'twice', 'twice')
     with pytest.raises(ValueError, match='is an ensemble itself'):
         build_ensemble([tmp_path / 'twice', model_dir], tmp_path / 'nested', 'nested')
+    shutil.copytree(tmp_path / 'twice', tmp_path / 'outer' / 'member_0')
+    write_card(tmp_path / 'outer', {'version': 'outer',
+                                    'members': [{'folder': 'member_0', 'weights_sha256': '-'}]})
+    with pytest.raises(ModelLoadError, match='is an ensemble itself'):
+        load_model(tmp_path / 'outer')
     with pytest.raises(ValueError, match='not empty'):
         build_ensemble([model_dir, model_dir], tmp_path / 'twice', 'again')

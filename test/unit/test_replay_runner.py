@@ -21,7 +21,7 @@ def test_nodes_get_their_config_then_the_extra_params_then_sim_time(tmp_path: Pa
 
 
 def test_a_model_file_sets_perceptions_model_folder() -> None:
-    model = REPO / 'models' / 'sidewalk_seg_v4' / 'member_0' / 'model.pt'
+    model = REPO / 'models' / 'sidewalk_seg_v5' / 'member_0' / 'model.pt'
     command = node_command(PERCEPTION, ReplayOptions(model=model))
     assert f'model_dir:={model.parent}' in command
     assert not any('model_dir' in arg for arg in node_command(MONITOR, ReplayOptions(model=model)))
