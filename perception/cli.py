@@ -171,6 +171,7 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
                                                       settings_for)
     from sidewalk_robot.perception.geometry import GridGeometry
     from sidewalk_robot.perception.model_io import ModelLoadError, load_model, write_card
+    from sidewalk_robot.perception.model_io import read_card as read_model_card
 
     model_dir, dataset_dir = Path(arguments.model), Path(arguments.dataset)
     try:
@@ -200,7 +201,7 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
     plot_confusion_matrix(metrics['confusion_matrix'], plot_path,
                           f'{model.version} on {", ".join(split_worlds)} ({arguments.split})')
     if not arguments.no_card:
-        card = dict(model.card)
+        card = read_model_card(model_dir)  # as it is now: another split may have been added
         card.setdefault('metrics', {})[arguments.split] = metrics
         write_card(model_dir, card)
     bev = metrics['bev']

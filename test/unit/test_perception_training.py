@@ -154,3 +154,25 @@ def test_cli_combines_two_seeds_into_an_ensemble_and_evaluates_it(tiny_dataset: 
     capsys.readouterr()
     assert main(['ensemble', members[0], '--output', str(tmp_path / 'single')]) == 1
     assert 'at least two' in capsys.readouterr().err
+
+
+def test_evaluate_keeps_metrics_another_run_wrote_meanwhile(tiny_dataset: Path, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """Two evaluations of one model (validation and held-out side by side) both stay in the card."""
+    from sidewalk_robot.perception import evaluation
+    from sidewalk_robot.perception.model_io import write_card
+
+    model = tmp_path / 'model'
+    assert main(['train', '--preset', 'tiny', '--dataset', str(tiny_dataset), '--output', str(model),
+                 '--run-dir', str(tmp_path / 'run'), '--quiet']) == 0
+    evaluate_frames = evaluation.evaluate_frames
+
+    def meanwhile_another_split_lands(*args, **kwargs):
+        card = read_card(model)
+        card.setdefault('metrics', {})['other_run'] = {'frames': 1}
+        write_card(model, card)
+        return evaluate_frames(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, 'evaluate_frames', meanwhile_another_split_lands)
+    assert main(['evaluate', '--model', str(model), '--dataset', str(tiny_dataset), '--quiet']) == 0
+    assert {'other_run', 'held_out'} <= set(read_card(model)['metrics'])
