@@ -170,8 +170,8 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
                                                       oracle_predictor, plot_confusion_matrix,
                                                       settings_for)
     from sidewalk_robot.perception.geometry import GridGeometry
-    from sidewalk_robot.perception.model_io import ModelLoadError, load_model, write_card
-    from sidewalk_robot.perception.model_io import read_card as read_model_card
+    from sidewalk_robot.perception.model_io import (ModelLoadError, load_model, write_card,
+                                                    read_card as read_model_card)
 
     model_dir, dataset_dir = Path(arguments.model), Path(arguments.dataset)
     try:
