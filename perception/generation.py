@@ -41,7 +41,7 @@ class GenerationConfig:
     held_out_worlds: tuple[str, ...] = describe(('construction_narrow',),
                                                 'worlds kept out of training, for evaluation only')
     episodes_per_world: int = describe(50, 'randomised scenes per training world', min=1)
-    held_out_episodes: int = describe(20, 'randomised scenes per held-out world', min=1)
+    held_out_episodes: int = describe(60, 'randomised scenes per held-out world', min=1)
     frames_per_episode: int = describe(20, 'robot poses rendered per scene', min=1)
     validation_every: int = describe(8, 'every n-th training episode goes to validation', min=2)
     seed: int = describe(0, 'base seed: every scene and pose is drawn from it', min=0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,24 @@ def test_frames_hold_images_labels_depth_and_layout(tiny_dataset: Path) -> None:
 def test_same_seed_gives_the_same_content_hash(tiny_dataset: Path, tmp_path: Path) -> None:
     again = generate_dataset(tmp_path / 'again', TINY, GRID, progress=False)
     assert again['content_hash'] == files.read_card(tiny_dataset)['content_hash']
+
+
+def test_more_held_out_scenes_leave_every_other_scene_unchanged(tiny_dataset: Path,
+                                                                 tmp_path: Path) -> None:
+    larger = generate_dataset(tmp_path / 'larger', replace(TINY, held_out_episodes=2), GRID,
+                              progress=False)
+    original = files.read_card(tiny_dataset)
+
+    def hashes(card: dict, splits: set[str]) -> dict[str, str]:
+        return {s['file']: s['sha256'] for s in card['shards'] if s['split'] in splits}
+    assert hashes(larger, {'train', 'validation'}) == hashes(original, {'train', 'validation'})
+    first = load_split(tiny_dataset, 'held_out')
+    grown = load_split(tmp_path / 'larger', 'held_out')
+    assert len(grown) == 2 * len(first)
+    np.testing.assert_array_equal(grown.image[:len(first)], first.image)
+    np.testing.assert_array_equal(grown.label[:len(first)], first.label)
+    assert larger['episode_seeds']['construction_narrow'][:1] == \
+        original['episode_seeds']['construction_narrow']
 
 
 def test_a_changed_shard_fails_verification(tiny_dataset: Path, tmp_path: Path) -> None:
