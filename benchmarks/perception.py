@@ -2,18 +2,23 @@
 
 Times ``PerceptionPipeline.process`` (resize, normalise, network, softmax, upsampling, BEV
 projection) with the shipped model and config/perception.yaml, on frames rendered by the
-headless simulator, and each stage on its own. Prints median, p90, p99 and max.
+headless simulator, and each stage on its own. Prints median, p90, p99 and max; with
+``--record`` also writes them, with the machine and its load, into the model card
+(``metrics.latency``).
 
-    .venv/bin/python benchmarks/perception.py [--iterations 300] [--threads N] [--model DIR]
+    .venv/bin/python benchmarks/perception.py [--iterations 300] [--threads N] [--model DIR] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import platform
 import statistics
 import sys
 import time
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +26,7 @@ import torch
 
 from sidewalk_robot.config import load_config
 from sidewalk_robot.perception.config import PerceptionConfig
+from sidewalk_robot.perception.model_io import read_card, write_card
 from sidewalk_robot.perception.pipeline import (PerceptionPipeline, bev_inputs,
                                                 class_probabilities, resize_for_network)
 
@@ -46,11 +52,31 @@ def percentiles(samples: list[float]) -> str:
             f'p99 {np.percentile(values, 99):6.2f}  max {values.max():6.2f}  (n={len(values)})')
 
 
+def latency_record(stages: dict[str, list[float]], threads: int) -> dict[str, object]:
+    """What the card keeps: milliseconds per stage, and the conditions they were taken in."""
+    def summary(samples: list[float]) -> dict[str, float]:
+        values = np.asarray(samples) * 1e3
+        return {'median_ms': round(float(np.median(values)), 2),
+                'p90_ms': round(float(np.percentile(values, 90)), 2),
+                'p99_ms': round(float(np.percentile(values, 99)), 2),
+                'max_ms': round(float(values.max()), 2)}
+    return {'measured': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'benchmark': 'benchmarks/perception.py', 'input': '320x240 rgb8',
+            'iterations': len(stages['total']), 'torch_threads': threads,
+            'torch': torch.__version__, 'machine': platform.machine(),
+            'cpu_count': os.cpu_count(), 'load_average_1min': round(os.getloadavg()[0], 2),
+            **summary(stages['total']),
+            'stages_median_ms': {name: summary(samples)['median_ms']
+                                 for name, samples in stages.items() if name != 'total'}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iterations', type=int, default=300)
     parser.add_argument('--threads', type=int, help='torch threads (default: the node config)')
     parser.add_argument('--model', help='model folder (default: the node config)')
+    parser.add_argument('--record', action='store_true',
+                        help="write the figures into the model card's metrics.latency")
     arguments = parser.parse_args()
 
     config = load_config(PerceptionConfig, REPO_ROOT / 'config' / 'perception.yaml')
@@ -91,6 +117,14 @@ def main() -> int:
     print(f'  network + softmax      {percentiles(network)}')
     print(f'  upsample + projection  {percentiles(projection)}')
     print(f'  mean total {statistics.fmean(totals) * 1e3:.2f} ms')
+    if arguments.record:
+        model_dir = config.resolved_model_dir()
+        card = read_card(model_dir)
+        card.setdefault('metrics', {})['latency'] = latency_record(
+            {'total': totals, 'resize': preprocess, 'network_softmax': network,
+             'upsample_projection': projection}, torch.get_num_threads())
+        write_card(model_dir, card)
+        print(f'  recorded in {model_dir / "card.json"}')
     return 0
 
 
