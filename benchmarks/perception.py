@@ -46,27 +46,29 @@ def rendered_frames(count: int) -> list[np.ndarray]:
     return frames
 
 
-def percentiles(samples: list[float]) -> str:
+def summary_ms(samples: list[float]) -> dict[str, float]:
     values = np.asarray(samples) * 1e3
-    return (f'median {np.median(values):6.2f} ms  p90 {np.percentile(values, 90):6.2f}  '
-            f'p99 {np.percentile(values, 99):6.2f}  max {values.max():6.2f}  (n={len(values)})')
+    return {'median_ms': round(float(np.median(values)), 2),
+            'p90_ms': round(float(np.percentile(values, 90)), 2),
+            'p99_ms': round(float(np.percentile(values, 99)), 2),
+            'max_ms': round(float(values.max()), 2)}
+
+
+def percentiles(samples: list[float]) -> str:
+    figures = summary_ms(samples)
+    return (f'median {figures["median_ms"]:6.2f} ms  p90 {figures["p90_ms"]:6.2f}  '
+            f'p99 {figures["p99_ms"]:6.2f}  max {figures["max_ms"]:6.2f}  (n={len(samples)})')
 
 
 def latency_record(stages: dict[str, list[float]], threads: int) -> dict[str, object]:
     """What the card keeps: milliseconds per stage, and the conditions they were taken in."""
-    def summary(samples: list[float]) -> dict[str, float]:
-        values = np.asarray(samples) * 1e3
-        return {'median_ms': round(float(np.median(values)), 2),
-                'p90_ms': round(float(np.percentile(values, 90)), 2),
-                'p99_ms': round(float(np.percentile(values, 99)), 2),
-                'max_ms': round(float(values.max()), 2)}
     return {'measured': datetime.now(timezone.utc).isoformat(timespec='seconds'),
             'benchmark': 'benchmarks/perception.py', 'input': '320x240 rgb8',
             'iterations': len(stages['total']), 'torch_threads': threads,
             'torch': torch.__version__, 'machine': platform.machine(),
             'cpu_count': os.cpu_count(), 'load_average_1min': round(os.getloadavg()[0], 2),
-            **summary(stages['total']),
-            'stages_median_ms': {name: summary(samples)['median_ms']
+            **summary_ms(stages['total']),
+            'stages_median_ms': {name: summary_ms(samples)['median_ms']
                                  for name, samples in stages.items() if name != 'total'}}
 
 
