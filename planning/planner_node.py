@@ -20,7 +20,7 @@ from sidewalk_robot.planning.planner import Odometry, Planner, PlannerOutput
 from sidewalk_robot.planning.scan_layer import Scan, scan_points
 from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
-                                       stamp_to_seconds)
+                                       stamp_to_seconds, subscribe_from_any_publisher)
 from sidewalk_robot.ros_params import declare_config
 
 CYCLE_WINDOW = 200
@@ -53,8 +53,10 @@ class PlannerNode(Node):
         self.assist_publisher = self.create_publisher(String, '/operator/assist_request',
                                                       LATCHED_QOS)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(PoseStamped, '/goal_pose', self.on_goal, LATCHED_QOS)
-        self.create_subscription(Path, '/route', self.on_route, LATCHED_QOS)
+        # RViz's 2D Goal Pose, Foxglove and `ros2 topic pub` publish volatile; a mission
+        # executive may latch its goal before the planner starts: both must reach the planner.
+        subscribe_from_any_publisher(self, PoseStamped, '/goal_pose', self.on_goal)
+        subscribe_from_any_publisher(self, Path, '/route', self.on_route)
         self.create_subscription(OdometryMsg, '/odom', self.on_odometry, SENSOR_QOS)
         self.create_subscription(OccupancyGrid, '/perception/obstacle_grid', self.on_obstacle_grid,
                                  COMMAND_QOS)

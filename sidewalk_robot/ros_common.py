@@ -4,13 +4,17 @@ cv_bridge and tf2 are not available from PyPI, so images convert with numpy here
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 
 SENSOR_QOS = qos_profile_sensor_data
@@ -26,10 +30,57 @@ LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 """Reliable, transient local: late joiners get the last state (goals, safety state)."""
 
+ANY_PUBLISHER_QOS = (
+    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+               durability=DurabilityPolicy.TRANSIENT_LOCAL),
+    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+               durability=DurabilityPolicy.VOLATILE),
+    QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+               durability=DurabilityPolicy.VOLATILE),
+)
+"""One subscription per kind of publisher: latched (gets a message sent before we started),
+reliable volatile (the default of rclpy, rclcpp, ``ros2 topic pub``, RViz and Foxglove, delivered
+reliably) and best effort (matches every publisher, including best-effort drivers)."""
+
+_DELIVERIES_REMEMBERED = 64
+"""(publisher, sequence number) pairs kept to recognise a message that several of the
+subscriptions delivered; far more than can arrive between two copies of one message."""
+
 DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
                      'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 
 _ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
+
+
+def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
+                                 callback: Callable[[object], None]) -> list[Subscription]:
+    """Subscribe ``topic`` so that a publisher of any reliability and durability reaches
+    ``callback``, each message exactly once.
+
+    A single subscription cannot do this: a reliable one never matches a best-effort publisher,
+    a transient-local one never matches a volatile publisher, and a volatile one misses what a
+    latched publisher sent before it started. So there are three, and copies of one message
+    (same publisher, same sequence number) after the first are dropped. The subscriptions that
+    cannot match a given publisher are expected, so their QoS warnings are silenced here (the
+    publisher's side may still log one).
+    """
+    delivered: deque[tuple[bytes, int]] = deque(maxlen=_DELIVERIES_REMEMBERED)
+    seen: set[tuple[bytes, int]] = set()
+
+    def first_copy_only(message: object, info: Mapping[str, object]) -> None:
+        key = (bytes(info['publisher_gid']['data']), int(info['publication_sequence_number']))
+        if key in seen:
+            return
+        if len(delivered) == delivered.maxlen:
+            seen.discard(delivered[0])
+        delivered.append(key)
+        seen.add(key)
+        callback(message)
+
+    expected_mismatch = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)
+    return [node.create_subscription(message_type, topic, first_copy_only, qos,
+                                     event_callbacks=expected_mismatch)
+            for qos in ANY_PUBLISHER_QOS]
 
 
 def stamp_to_seconds(stamp: Time) -> float:

@@ -18,8 +18,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, LaserScan
 
-from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, diagnostic_array,
-                                       diagnostic_status, run_node, stamp_to_seconds)
+from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, diagnostic_array,
+                                       diagnostic_status, run_node, stamp_to_seconds,
+                                       subscribe_from_any_publisher)
 from sidewalk_robot.ros_params import declare_config
 from sidewalk_robot.system.faults import (LINK_TOPICS, FaultInjectorConfig, FaultInjectorCore,
                                           parse_faults)
@@ -56,8 +57,8 @@ class FaultInjectorNode(Node):
                                      lambda message, link=link: self._on_message(link, message),
                                      qos)
         # the mission starts with a goal or a route, whichever is issued first
-        self.create_subscription(PoseStamped, '/goal_pose', self._on_task, LATCHED_QOS)
-        self.create_subscription(Path, '/route', self._on_task, LATCHED_QOS)
+        subscribe_from_any_publisher(self, PoseStamped, '/goal_pose', self._on_task)
+        subscribe_from_any_publisher(self, Path, '/route', self._on_task)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if 'cmd_vel_nav' in self._core.links:
             self.create_timer(1.0 / self._config.command_rate_hz, self._publish_override)

@@ -5,9 +5,11 @@ import json
 import math
 
 import numpy as np
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
@@ -31,7 +33,7 @@ def occupancy(node, values: np.ndarray) -> OccupancyGrid:
 class FakeRobot:
     """Publishes what the planner needs, standing still at the odom origin, and records replies."""
 
-    def __init__(self, node, obstacles: np.ndarray) -> None:
+    def __init__(self, node, obstacles: np.ndarray, goal_qos: QoSProfile = LATCHED_QOS) -> None:
         self.node = node
         self.obstacles = obstacles
         self.send_grids = True
@@ -44,7 +46,7 @@ class FakeRobot:
                                                    COMMAND_QOS)
         self.pedestrian_grid = node.create_publisher(OccupancyGrid, '/perception/pedestrian_grid',
                                                      COMMAND_QOS)
-        self.goal = node.create_publisher(PoseStamped, '/goal_pose', LATCHED_QOS)
+        self.goal = node.create_publisher(PoseStamped, '/goal_pose', goal_qos)
         self.route = node.create_publisher(Path, '/route', LATCHED_QOS)
         node.create_subscription(TwistStamped, '/cmd_vel_nav', self.commands.append, COMMAND_QOS)
         node.create_subscription(Path, '/planning/path', self.paths.append, 10)
@@ -120,6 +122,44 @@ def test_goal_odometry_and_grid_give_a_forward_command_and_stale_grid_stops(
     assert spin_until(node, lambda: len(robot.commands) >= 3, timeout=5.0)
     assert all(c.twist.linear.x == 0.0 and c.twist.angular.z == 0.0 for c in robot.commands[-3:])
     assert planner.alive(), planner.output()
+
+
+# What the tools people send goals with use: RViz's 2D Goal Pose, Foxglove and `ros2 topic pub`
+# publish reliable + volatile (depth 10 / 1); many drivers and bridges publish best effort.
+GOAL_PUBLISHERS = {
+    'rviz_ros2_topic_pub_foxglove': QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                               durability=DurabilityPolicy.VOLATILE),
+    'best_effort': QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                              durability=DurabilityPolicy.VOLATILE),
+}
+
+
+@pytest.mark.parametrize('publisher', sorted(GOAL_PUBLISHERS))
+def test_a_goal_sent_once_by_a_volatile_publisher_reaches_the_planner(
+        publisher, ros_process, make_node, spin_until) -> None:
+    planner = ros_process('planner_node', config='planner')
+    node = make_node('planner_test_goal_tool')
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)), goal_qos=GOAL_PUBLISHERS[publisher])
+    # A volatile message reaches only subscribers already matched: wait as a user at RViz would.
+    assert spin_until(node, lambda: robot.last_state() is not None, timeout=20.0), planner.output()
+    spin_until(node, lambda: False, timeout=0.5)
+    robot.send_goal(5.0, 0.0)
+
+    assert spin_until(node, lambda: any(c.twist.linear.x > 0.05 for c in robot.commands),
+                      timeout=10.0), f'{robot.statuses[-3:]}\n{planner.output()}'
+    assert planner.output().count('new goal') == 1, planner.output()
+
+
+def test_a_goal_latched_before_the_planner_started_still_reaches_it(
+        ros_process, make_node, spin_until) -> None:
+    node = make_node('planner_test_mission')
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)))
+    robot.send_goal(5.0, 0.0)
+    planner = ros_process('planner_node', config='planner')
+
+    assert spin_until(node, lambda: any(c.twist.linear.x > 0.05 for c in robot.commands),
+                      timeout=20.0), f'{robot.statuses[-3:]}\n{planner.output()}'
+    assert planner.output().count('new goal') == 1, planner.output()
 
 
 def test_robot_blocked_on_its_route_asks_an_operator_for_help(ros_process, make_node, spin_until) -> None:
