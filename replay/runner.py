@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,8 +174,12 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
 # ------------------------------------------------------------------------ one bag
 
 def replay_bag(bag: Path, output_dir: Path, options: ReplayOptions,
-               criteria: ReplayCriteria, context) -> BagOutcome:
-    """Replay one bag (rclpy ``context`` already initialised) and evaluate it."""
+               criteria: ReplayCriteria, context,
+               inspection: BagInspection | None = None) -> BagOutcome:
+    """Replay one bag (rclpy ``context`` already initialised) and evaluate it.
+
+    ``inspection``: the bag's, when the caller has inspected it already.
+    """
     from rclpy.clock import Clock, ClockType
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
@@ -184,11 +189,11 @@ def replay_bag(bag: Path, output_dir: Path, options: ReplayOptions,
     from sidewalk_robot.ros_common import LATCHED_QOS, SENSOR_QOS
     from sidewalk_robot.ros_env import loopback_environment
 
-    inspection = inspect_bag(bag, criteria)
+    if inspection is None:
+        inspection = inspect_bag(bag, criteria)
     report_dir = output_dir / _safe_name(bag)
     if not inspection.usable:
-        return BagOutcome(bag, 'skipped', inspection.reason or 'unusable bag',
-                          inspection=inspection, warnings=inspection.warnings)
+        return _skipped(bag, inspection)
     if report_dir.exists():
         shutil.rmtree(report_dir)
     report_dir.mkdir(parents=True)
@@ -284,6 +289,11 @@ def _play(bag: Path, player, inspection: BagInspection,
         reader.close()
 
 
+def _skipped(bag: Path, inspection: BagInspection) -> BagOutcome:
+    return BagOutcome(bag, 'skipped', inspection.reason or 'unusable bag',
+                      inspection=inspection, warnings=inspection.warnings)
+
+
 def _safe_name(bag: Path) -> str:
     name = bag.resolve().name or 'bag'
     return ''.join(c if c.isalnum() or c in '._-' else '_' for c in name)
@@ -293,20 +303,35 @@ def _safe_name(bag: Path) -> str:
 
 def replay_bags(bags: Sequence[Path], output_dir: Path, options: ReplayOptions,
                 criteria: ReplayCriteria) -> list[BagOutcome]:
+    """Every bag is inspected before ROS starts, so a bad bag is refused in seconds, before
+    any node runs."""
+    inspections = [inspect_bag(bag, criteria) for bag in bags]
+    with _ros_context(needed=any(inspection.usable for inspection in inspections)) as context:
+        outcomes = []
+        for bag, inspection in zip(bags, inspections):
+            print(f'replaying {bag} ...', flush=True)
+            outcome = (replay_bag(bag, output_dir, options, criteria, context, inspection)
+                       if inspection.usable else _skipped(bag, inspection))
+            print(f'  {outcome.status}{": " + outcome.reason if outcome.reason else ""}',
+                  flush=True)
+            outcomes.append(outcome)
+        return outcomes
+
+
+@contextmanager
+def _ros_context(*, needed: bool) -> Iterator[object | None]:
+    """An initialised rclpy context, or None when no bag can be replayed: then not even a DDS
+    participant is created."""
+    if not needed:
+        yield None
+        return
     import rclpy
     from rclpy.context import Context
 
     context = Context()
     rclpy.init(args=[], context=context)
     try:
-        outcomes = []
-        for bag in bags:
-            print(f'replaying {bag} ...', flush=True)
-            outcome = replay_bag(bag, output_dir, options, criteria, context)
-            print(f'  {outcome.status}{": " + outcome.reason if outcome.reason else ""}',
-                  flush=True)
-            outcomes.append(outcome)
-        return outcomes
+        yield context
     finally:
         rclpy.try_shutdown(context=context)
 
@@ -322,7 +347,7 @@ def exit_status(outcomes: Sequence[BagOutcome]) -> int:
 def run_replay_command(bags: Sequence[Path], output_dir: Path, options: ReplayOptions,
                        compare: Sequence[Path] | None = None) -> int:
     """``sidewalk-robot replay``: all bags (twice with --compare), reports, exit status."""
-    from sidewalk_robot.ros_env import confine_this_process, pick_domain_id
+    from sidewalk_robot.ros_env import confine_this_run
 
     try:
         criteria_path = options.criteria or find_criteria(list(bags))
@@ -334,8 +359,8 @@ def run_replay_command(bags: Sequence[Path], output_dir: Path, options: ReplayOp
         if extra is not None and not extra.exists():
             print(f'replay: {extra} does not exist', file=sys.stderr)
             return EXIT_NOT_REPLAYED
-    # A domain of our own: the nodes we start must not hear a simulator or robot nearby.
-    confine_this_process(domain_id=pick_domain_id())
+    # A domain of our own: the nodes we start must not hear another run on this machine.
+    print(f'ROS domain {confine_this_run()}', flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     output_dir.mkdir(parents=True, exist_ok=True)
     print(f'criteria: {criteria_path or "defaults"}; reports in {output_dir}')
