@@ -45,9 +45,9 @@ def replay_throughput(bag: Path, rate: float, output: Path) -> dict:
     from rclpy.context import Context
 
     from sidewalk_robot.replay.runner import ReplayOptions, replay_bag
-    from sidewalk_robot.ros_env import confine_this_process, pick_domain_id
+    from sidewalk_robot.ros_env import confine_this_run
 
-    confine_this_process(domain_id=pick_domain_id())
+    confine_this_run()
     context = Context()
     rclpy.init(args=[], context=context)
     try:

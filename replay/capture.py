@@ -32,9 +32,9 @@ def capture(output: Path, *, duration_s: float, goal_x_m: float, scenario: Path 
     from sidewalk_robot.replay.recorder import BagRecorder
     from sidewalk_robot.replay.runner import STACK, ReplayOptions, Stack, StackNode
     from sidewalk_robot.ros_common import LATCHED_QOS
-    from sidewalk_robot.ros_env import confine_this_process, loopback_environment, pick_domain_id
+    from sidewalk_robot.ros_env import confine_this_run, loopback_environment
 
-    confine_this_process(domain_id=pick_domain_id())
+    print(f'ROS domain {confine_this_run()}')
     sim = StackNode('sim_node', 'sim', (), ('/clock', '/scan'))
     # Noise-free pixels compress several times better (MCAP zstd chunks): small test bags.
     sim_parameters = ['sensor_noise:=false']

@@ -53,7 +53,8 @@ _ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
 
 
 def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
-                                 callback: Callable[[object], None]) -> list[Subscription]:
+                                 callback: Callable[..., None], *,
+                                 with_origin: bool = False) -> list[Subscription]:
     """Subscribe ``topic`` so that a publisher of any reliability and durability reaches
     ``callback``, each message exactly once.
 
@@ -63,6 +64,11 @@ def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
     (same publisher, same sequence number) after the first are dropped. The subscriptions that
     cannot match a given publisher are expected, so their QoS warnings are silenced here (the
     publisher's side may still log one).
+
+    Copies travel through different subscriptions, so one publisher's messages may reach
+    ``callback`` out of order (a message's first copy can come after the next message's). With
+    ``with_origin`` it is called as ``callback(message, (publisher_gid, sequence_number))``, so a
+    caller that must know a publisher's newest message can tell.
     """
     delivered: deque[tuple[bytes, int]] = deque(maxlen=_DELIVERIES_REMEMBERED)
     seen: set[tuple[bytes, int]] = set()
@@ -75,7 +81,10 @@ def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
             seen.discard(delivered[0])
         delivered.append(key)
         seen.add(key)
-        callback(message)
+        if with_origin:
+            callback(message, key)
+        else:
+            callback(message)
 
     expected_mismatch = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)
     return [node.create_subscription(message_type, topic, first_copy_only, qos,
@@ -153,30 +162,55 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
-def run_node(node_factory, args: list[str] | None = None) -> int:
+def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Entry point body for a ``*_node`` console script: init, spin, clean shutdown.
 
-    SIGINT and SIGTERM end the spin without a traceback; a configuration error raised while
-    the node is built is printed as one line and gives exit status 2.
+    SIGINT and SIGTERM end the spin without a traceback. A configuration error stops the node
+    at start with one line and exit status 2: a parameter file that is missing or not YAML, a
+    value of the wrong type or out of range (naming the file or ``-p`` it came from and what is
+    allowed), or a key in a section for this node (``/**`` or its own name) that the node does
+    not have, such as a misspelt one (with the nearest known name). Keys in other nodes'
+    sections are theirs.
     """
-    import signal
     import sys
 
     import rclpy
+    from rcl_interfaces.srv import ListParameters
     from rclpy.executors import ExternalShutdownException
 
-    rclpy.init(args=args)
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    from sidewalk_robot.config import (ParameterValueError, command_line_settings,
+                                       located_parameter_error, unknown_parameter_problem)
+
+    def configuration_error(message: str) -> int:
+        one_line = ' '.join(message.split())
+        print(f'[{getattr(node_factory, "__name__", "node")}] configuration error: {one_line}',
+              file=sys.stderr)
+        return 2
+
+    arguments = sys.argv if args is None else args
+    try:
+        settings = command_line_settings(arguments)
+    except (ValueError, FileNotFoundError) as error:
+        return configuration_error(str(error))
+    # rclpy's own SIGINT and SIGTERM handlers shut the context down and wake the executor,
+    # also while it waits with nothing due (a Python handler would run only after it wakes).
+    rclpy.init(args=arguments)
     node = None
     try:
         node = node_factory()
+        # Every parameter is declared by now (the config's, rclpy's own such as use_sim_time,
+        # and any the node adds): a key that matches none of them would be silently ignored.
+        known = node.list_parameters([], ListParameters.Request.DEPTH_RECURSIVE).names
+        unknown = unknown_parameter_problem(settings, node.get_fully_qualified_name(), known)
+        if unknown is not None:
+            return configuration_error(unknown)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ParameterValueError as error:
+        return configuration_error(located_parameter_error(error, settings))
     except (ValueError, FileNotFoundError) as error:
-        print(f'[{getattr(node_factory, "__name__", "node")}] configuration error: {error}',
-              file=sys.stderr)
-        return 2
+        return configuration_error(str(error))
     finally:
         if node is not None:
             node.destroy_node()

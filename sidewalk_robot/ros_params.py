@@ -6,9 +6,11 @@ import typing
 from typing import Any, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 
-from sidewalk_robot.config import config_from_dict, field_types
+from sidewalk_robot.config import (ParameterValueError, config_from_dict, field_allowed_values,
+                                   field_types)
 
 ConfigT = TypeVar('ConfigT')
 
@@ -56,16 +58,26 @@ def declare_config(node: Node, config_type: type[ConfigT]) -> ConfigT:
     """Declare every field as a typed, described, read-only parameter and read them back.
 
     Values come from the node's parameter files and overrides; anything not set keeps the
-    dataclass default. A wrong type or an out-of-range value raises ValueError naming the
-    parameter, so a bad YAML file stops the node at start-up with a clear message.
+    dataclass default. A wrong type or an out-of-range value raises ParameterValueError naming
+    the parameter, what it allows and the node, so a bad YAML file stops the node at start-up
+    with a clear message (run_node adds the file it came from).
     """
     defaults = config_type()
     types = field_types(config_type)
+    node_name = node.get_fully_qualified_name()
     values: dict[str, Any] = {}
     for field in dataclasses.fields(config_type):
         default = getattr(defaults, field.name)
         if isinstance(default, tuple):
             default = list(default)
-        parameter = node.declare_parameter(field.name, default, _descriptor(field, types[field.name]))
+        try:
+            parameter = node.declare_parameter(field.name, default,
+                                               _descriptor(field, types[field.name]))
+        except (InvalidParameterTypeException, InvalidParameterValueException):
+            raise ParameterValueError(field.name, field_allowed_values(field, types[field.name]),
+                                      node_name=node_name) from None
         values[field.name] = parameter.value
-    return config_from_dict(config_type, values)
+    try:
+        return config_from_dict(config_type, values)
+    except ParameterValueError as error:
+        raise error.at_node(node_name) from None

@@ -1,8 +1,8 @@
 """Shared test harness: loopback-only DDS, ROS contexts and nodes, spinning with a deadline,
 and console-script processes that are always cleaned up.
 
-Every test run gets its own ROS_DOMAIN_ID (unless the Makefile already chose one) and the
-project's loopback Fast DDS profile, before anything creates a DDS participant.
+Every test session claims a ROS domain of its own (or honours a ROS_DOMAIN_ID the user set)
+and the project's loopback Fast DDS profile, before anything creates a DDS participant.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from sidewalk_robot.ros_env import confine_this_process
+from sidewalk_robot.ros_env import confine_this_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / 'config'
 
-confine_this_process()
+SESSION_DOMAIN = confine_this_run()
 
 _MARKERS_BY_FOLDER = {'unit': 'unit', 'node': 'node', 'system': 'system'}
 
@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_report_header() -> list[str]:
-    return [f'ROS_DOMAIN_ID={os.environ["ROS_DOMAIN_ID"]} '
+    return [f'ROS domain {SESSION_DOMAIN} '
             f'FASTDDS_DEFAULT_PROFILES_FILE={os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]}']
 
 
