@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sidewalk_robot.system.parallel import ParallelError, add_parallel_arguments, parallelism_from
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     record = subparsers.add_parser(
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='comma-separated nodes to start (default: all three)')
     replay.add_argument('--startup-timeout', type=float, default=60.0,
                         help='seconds to wait for the nodes to come up (default 60)')
+    add_parallel_arguments(replay, 'bags')
     replay.set_defaults(handler=_replay)
 
 
@@ -93,8 +96,18 @@ def _replay(arguments: argparse.Namespace) -> int:
         print(f'replay: --nodes takes some of {", ".join(STACK_NODE_NAMES)}; got {unknown}',
               file=sys.stderr)
         return 2
+    try:
+        parallelism = parallelism_from(arguments)
+    except (ValueError, ParallelError) as error:
+        print(f'replay: {error}', file=sys.stderr)
+        return 2
     options = ReplayOptions(
         rate=arguments.rate, model=arguments.model, params=arguments.params,
         criteria=arguments.criteria, startup_timeout_s=arguments.startup_timeout, nodes=nodes)
     output = arguments.output or _default_output('replay')
-    return run_replay_command(arguments.bags, output, options, compare=arguments.compare)
+    try:
+        return run_replay_command(arguments.bags, output, options, compare=arguments.compare,
+                                  parallelism=parallelism)
+    except ParallelError as error:
+        print(f'replay: {error}', file=sys.stderr)
+        return 2

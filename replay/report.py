@@ -1,4 +1,5 @@
-"""Replay reports: result.jsonl, summary.json, JUnit XML, timeline PNG and A/B comparison."""
+"""Replay reports: result.jsonl, summary.json, JUnit XML, timeline PNG and A/B comparison, with
+links to each bag's evidence (outputs bag, node logs, planner transitions)."""
 from __future__ import annotations
 
 import json
@@ -8,12 +9,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sidewalk_robot.replay.bag_io import iter_messages, open_reader, typestore_for
 from sidewalk_robot.replay.evaluation import Evaluation, ReplayRecord
+from sidewalk_robot.system.evidence import (PLANNER_TRANSITIONS_FILE, PlannerTransitions,
+                                            is_planner_status)
 
 if TYPE_CHECKING:
     from sidewalk_robot.replay.runner import BagOutcome
 
 SPEED_AXIS_TOP = 2.0
+OUTPUTS_FOLDER = 'outputs'
 COMPARED_METRICS = (
     ('frames', 'frames', '{:.0f}'),
     ('frames_passed', 'frames passed', '{:.0f}'),
@@ -61,9 +66,63 @@ def write_bag_report(report_dir: Path, evaluation: Evaluation, record: ReplayRec
     with (report_dir / 'result.jsonl').open('w', encoding='utf-8') as stream:
         for row in evaluation.rows:
             stream.write(json.dumps(_json_safe(row)) + '\n')
-    (report_dir / 'summary.json').write_text(
-        json.dumps(evaluation_summary(evaluation), indent=2), encoding='utf-8')
+    write_bag_summary(report_dir, evaluation)
     plot_timeline(report_dir / 'timeline.png', evaluation, record)
+    write_planner_transitions(report_dir)
+
+
+def write_bag_summary(report_dir: Path, evaluation: Evaluation) -> Path:
+    path = report_dir / 'summary.json'
+    path.write_text(json.dumps(evaluation_summary(evaluation), indent=2), encoding='utf-8')
+    return path
+
+
+def write_planner_transitions(report_dir: Path) -> Path | None:
+    """planner_transitions.jsonl from the planner's /diagnostics in the outputs bag, on bag
+    time (the planner's clock); None when there is no outputs bag or no planner."""
+    outputs = report_dir / OUTPUTS_FOLDER
+    if not (outputs / 'metadata.yaml').is_file():
+        return None
+    transitions = PlannerTransitions()
+    reader = open_reader(outputs)
+    try:
+        store, _ = typestore_for(reader)
+        for connection, _, data in iter_messages(reader, ['/diagnostics']):
+            message = store.deserialize_cdr(data, connection.msgtype)
+            stamp = message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+            for status in message.status:
+                if is_planner_status(status.name):
+                    transitions.observe(stamp, {kv.key: kv.value for kv in status.values})
+    finally:
+        reader.close()
+    if not transitions.entries:  # no planner in this replay (--nodes)
+        return None
+    return transitions.write_jsonl(report_dir / PLANNER_TRANSITIONS_FILE)
+
+
+def bag_evidence(outcome: BagOutcome, relative_to: Path) -> dict[str, object]:
+    """What explains a bag's replay: the bag itself, the nodes' outputs as a bag, their logs,
+    the planner's transitions, the per-frame results and the timeline (paths relative to
+    ``relative_to`` where they lie below it)."""
+    def shown(path: Path) -> str:
+        try:
+            return path.resolve().relative_to(relative_to.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    links: dict[str, object] = {'bag': str(outcome.bag)}
+    report_dir = outcome.report_dir
+    if report_dir is None:
+        return links
+    if (report_dir / OUTPUTS_FOLDER / 'metadata.yaml').is_file():
+        links['outputs'] = shown(report_dir / OUTPUTS_FOLDER)
+    logs = sorted((report_dir / 'logs').glob('*.log'))
+    if logs:
+        links['logs'] = [shown(log) for log in logs]
+    for name in (PLANNER_TRANSITIONS_FILE, 'result.jsonl', 'timeline.png', 'playback.json'):
+        if (report_dir / name).is_file():
+            links[Path(name).stem] = shown(report_dir / name)
+    return links
 
 
 def plot_timeline(path: Path, evaluation: Evaluation, record: ReplayRecord) -> None:
@@ -130,10 +189,11 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def outcome_summary(outcome: BagOutcome) -> dict:
+def outcome_summary(outcome: BagOutcome, relative_to: Path) -> dict:
     entry = {'bag': str(outcome.bag), 'status': outcome.status, 'reason': outcome.reason,
              'warnings': outcome.warnings,
-             'report': str(outcome.report_dir) if outcome.report_dir else None}
+             'report': str(outcome.report_dir) if outcome.report_dir else None,
+             'evidence': bag_evidence(outcome, relative_to)}
     if outcome.evaluation is not None:
         summary = evaluation_summary(outcome.evaluation)
         entry.update(checks=summary['checks'], metrics=summary['metrics'], notes=summary['notes'])
@@ -148,7 +208,7 @@ def write_run_summary(output_dir: Path, outcomes: Sequence[BagOutcome],
         'criteria': str(criteria_path) if criteria_path else None,
         'counts': {status: sum(1 for o in outcomes if o.status == status)
                    for status in ('passed', 'failed', 'skipped')},
-        'bags': [outcome_summary(outcome) for outcome in outcomes],
+        'bags': [outcome_summary(outcome, output_dir) for outcome in outcomes],
     }
     (output_dir / 'summary.json').write_text(json.dumps(_json_safe(summary), indent=2),
                                              encoding='utf-8')

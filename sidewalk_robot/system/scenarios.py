@@ -10,6 +10,7 @@ adds:
     parameters: {planner: {use_scan: false}}  # node parameters changed for this run only
     success: {arrive: true, max_collisions: 0, min_clearance_m: 0.05,
               max_time_s: 60, expect_veto_reasons: [obstacle]}
+    sweep: {obstacles.pole.x: {uniform: [9, 15]}}  # for sidewalk-robot sweep: distributions.py
 
 ``arrive: false`` means the robot must *not* reach the goal (a blocked sidewalk); leave it out
 (null) when either outcome is acceptable (a blind robot may be stopped for good).
@@ -24,14 +25,16 @@ from typing import Any
 
 from sidewalk_robot import share_directory
 from sidewalk_robot.config import read_parameter_file, read_yaml_mapping
+from sidewalk_robot.system.distributions import SweepParameter, parse_sweep
 from sidewalk_robot.system.faults import FaultSpec, parse_faults
 from sidewalk_robot.system.metrics import RunSummary
 
 DEFAULT_TIMEOUT_S = 90.0
 _SUCCESS_KEYS = {'arrive', 'max_collisions', 'min_clearance_m', 'max_time_s',
                  'expect_veto_reasons', 'max_vetoes_per_100m'}
-_SIMULATOR_KEYS = {'name', 'world', 'seed', 'start', 'goal', 'obstacles', 'pedestrians'}
-_SYSTEM_KEYS = {'description', 'timeout', 'faults', 'success', 'tags', 'parameters'}
+_SIMULATOR_KEYS = {'name', 'world', 'seed', 'start', 'goal', 'route', 'obstacles',
+                   'pedestrians'}
+_SYSTEM_KEYS = {'description', 'timeout', 'faults', 'success', 'tags', 'parameters', 'sweep'}
 PARAMETER_NODES = ('perception', 'planner', 'safety_monitor')
 """Nodes of robot.launch.xml whose parameters a scenario may change: config/<node>.yaml is
 copied with the changes and passed as the launch argument <node>_params_file."""
@@ -88,6 +91,8 @@ class Scenario:
     description: str = ''
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     document: Mapping[str, Any] = field(default_factory=dict)
+    sweep: tuple[SweepParameter, ...] = ()
+    """What a sweep draws (the ``sweep:`` block); a plain run uses the nominal values."""
 
     @property
     def fault_group(self) -> str:
@@ -148,7 +153,11 @@ def parse_parameters(entry: Any, path: Path) -> dict[str, dict[str, Any]]:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check one scenario file; ValueError / FileNotFoundError name the problem."""
     path = Path(path)
-    document = read_yaml_mapping(path, 'scenario file')
+    return parse_scenario(read_yaml_mapping(path, 'scenario file'), path)
+
+
+def parse_scenario(document: Mapping[str, Any], path: Path) -> Scenario:
+    """Check a scenario document (``path``: where it is, or would be, written)."""
     unknown = set(document) - _SIMULATOR_KEYS - _SYSTEM_KEYS
     if unknown:
         raise ValueError(f'{path}: unknown keys {sorted(unknown)}')
@@ -170,7 +179,8 @@ def load_scenario(path: str | Path) -> Scenario:
                     success=parse_success(document.get('success'), path),
                     description=str(document.get('description', '')),
                     parameters=parse_parameters(document.get('parameters'), path),
-                    document=document)
+                    document=document,
+                    sweep=parse_sweep(document.get('sweep'), document, str(path)))
 
 
 def scenario_directory() -> Path:

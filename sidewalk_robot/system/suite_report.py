@@ -1,4 +1,5 @@
-"""Scenario suite results: the table, result.json, JUnit XML and the per-fault system report."""
+"""Scenario suite results: the table, result.json, JUnit XML and the per-fault system report,
+with links to what each failed run kept (bag, node logs, planner transitions)."""
 from __future__ import annotations
 
 import json
@@ -6,8 +7,14 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from sidewalk_robot.system.evidence import (PLANNER_TRANSITIONS_FILE, evidence_links,
+                                            read_planner_transitions)
 from sidewalk_robot.system.metrics import RunSummary
+
+SHOWN_TRANSITIONS = 6
+"""The planner's last transitions the report quotes for each failed run."""
 
 
 @dataclass
@@ -28,6 +35,12 @@ class ScenarioResult:
         data = asdict(self)
         data['summary'] = self.summary.to_dict() if self.summary else None
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScenarioResult:
+        """The inverse of ``to_dict`` (a sweep reads its saved runs back to resume)."""
+        summary = RunSummary(**data['summary']) if data.get('summary') else None
+        return cls(**{**data, 'summary': summary})
 
 
 @dataclass
@@ -111,6 +124,9 @@ def results_table(results: Sequence[ScenarioResult]) -> str:
             f'{s.contacts_by_others if s else "-":>6}')
         for failure in result.failures:
             lines.append(f'    - {failure}')
+        if not result.passed:
+            kept = ', '.join(evidence_links(Path(result.run_dir))) or 'nothing'
+            lines.append(f'    evidence in {result.run_dir}: {kept}')
     return '\n'.join(lines)
 
 
@@ -127,6 +143,43 @@ def system_report_markdown(figures: Sequence[GroupFigures]) -> str:
             f'{_format(figure.mean_speed_mps, ".2f")} | '
             f'{_format(figure.delivery_speed_mps, ".2f")} | '
             f'{_format(figure.mean_time_to_goal_s, ".1f")} |')
+    return '\n'.join(lines)
+
+
+def markdown_links(links: dict[str, Any]) -> str:
+    shown = []
+    for kind, target in links.items():
+        if kind == 'logs':
+            shown += [f'[{Path(log).name}]({log})' for log in target]
+        else:
+            shown.append(f'[{kind.replace("_", " ")}]({target})')
+    return ', '.join(shown) or 'nothing kept'
+
+
+def failed_runs_markdown(results: Sequence[ScenarioResult], directory: Path) -> str:
+    """For each failed run: why, links to its evidence (relative to ``directory``, where the
+    report lies) and the planner's last state transitions."""
+    failed = [result for result in results if not result.passed]
+    if not failed:
+        return ''
+    lines = ['## Failed runs', '',
+             'Every failed run keeps its bag (the recorded one, or the last seconds kept in '
+             'memory), its nodes\' logs and the planner\'s state transitions '
+             f'(`{PLANNER_TRANSITIONS_FILE}`, mission time in seconds).', '']
+    for result in failed:
+        run_dir = Path(result.run_dir)
+        lines += [f'### {result.name} ({result.fault_group})', '']
+        lines += [f'- {failure}' for failure in result.failures]
+        lines.append(f'- evidence: {markdown_links(evidence_links(run_dir, directory))}')
+        transitions = read_planner_transitions(run_dir / PLANNER_TRANSITIONS_FILE)
+        if transitions:
+            lines.append(f'- planner, last {min(len(transitions), SHOWN_TRANSITIONS)} of '
+                         f'{len(transitions)} transitions:')
+            for entry in transitions[-SHOWN_TRANSITIONS:]:
+                when = entry.get('mission_time_s')
+                lines.append(f'  - {"-" if when is None else f"{when:.1f} s"}: '
+                             f'{entry["state"]} ({entry["reason"]})')
+        lines.append('')
     return '\n'.join(lines)
 
 
@@ -162,10 +215,13 @@ def write_suite_outputs(results: Sequence[ScenarioResult], directory: Path) -> d
              'figure': directory / 'system_report.png'}
     paths['result'].write_text(json.dumps({
         'passed': sum(r.passed for r in results), 'total': len(results),
-        'scenarios': [r.to_dict() for r in results],
+        'scenarios': [{**r.to_dict(), 'evidence': evidence_links(Path(r.run_dir), directory)}
+                      for r in results],
         'system_report': [asdict(f) for f in figures]}, indent=2), encoding='utf-8')
     paths['junit'].write_text(junit_xml(results), encoding='utf-8')
     paths['table'].write_text(results_table(results) + '\n', encoding='utf-8')
-    paths['report'].write_text(system_report_markdown(figures) + '\n', encoding='utf-8')
+    failed = failed_runs_markdown(results, directory)
+    paths['report'].write_text(system_report_markdown(figures) + '\n'
+                               + (f'\n{failed}' if failed else ''), encoding='utf-8')
     write_system_report_png(paths['figure'], figures)
     return paths

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ElementTree
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from sidewalk_robot.system.metrics import RunSummary
 from sidewalk_robot.system.runner import RunOptions, launch_arguments_for
 from sidewalk_robot.system.scenarios import (SuccessCriteria, load_scenario, load_suite,
                                              parse_success)
-from sidewalk_robot.system.suite import scenario_options
+from sidewalk_robot.system.suite import execute_scenario_task, scenario_options, scenario_task
 from sidewalk_robot.system.suite_report import (ScenarioResult, group_figures, junit_xml,
                                                 results_table, system_report_markdown,
                                                 write_suite_outputs)
@@ -173,3 +174,48 @@ def test_suite_outputs_are_written(tmp_path: Path) -> None:
     assert data['scenarios'][0]['summary']['arrived'] is True
     assert data['system_report'][0]['group'] == 'healthy'
     assert all(path.is_file() for path in paths.values())
+
+
+def test_failed_runs_are_reported_with_their_evidence(tmp_path: Path) -> None:
+    suite_dir = tmp_path / 'suite'
+    run_dir = suite_dir / '20261202-000000-pole'
+    (run_dir / 'bag').mkdir(parents=True)
+    (run_dir / 'bag' / 'metadata.yaml').write_text('rosbag2_bagfile_information: {}\n')
+    (run_dir / 'logs').mkdir()
+    (run_dir / 'logs' / 'planner.log').write_text('new goal\n')
+    (run_dir / 'planner_transitions.jsonl').write_text('\n'.join(json.dumps(line) for line in [
+        {'time_s': 3.0, 'state': 'idle', 'reason': 'no goal', 'mission_time_s': None},
+        {'time_s': 5.0, 'state': 'driving', 'reason': 'new goal', 'mission_time_s': 0.0},
+        {'time_s': 11.5, 'state': 'waiting', 'reason': 'scan stale', 'mission_time_s': 6.5},
+    ]) + '\n')
+    runs = results()
+    runs[1].run_dir = str(run_dir)
+    paths = write_suite_outputs(runs, suite_dir)
+    report = paths['report'].read_text()
+    assert report.startswith('| stack |'), 'the figures stay first'
+    assert '## Failed runs' in report and '### pole (healthy)' in report
+    assert '[bag](20261202-000000-pole/bag)' in report
+    assert '[planner.log](20261202-000000-pole/logs/planner.log)' in report
+    assert '  - 6.5 s: waiting (scan stale)' in report and '  - -: idle (no goal)' in report
+    assert '### broken (camera_frozen)' in report and '### clear' not in report
+    data = json.loads(paths['result'].read_text())
+    assert data['scenarios'][1]['evidence']['bag'] == '20261202-000000-pole/bag'
+    assert data['scenarios'][0]['evidence'] == {}
+    assert f'evidence in {run_dir}: bag, logs, planner_transitions' in paths['table'].read_text()
+
+
+def test_results_round_trip_through_json() -> None:
+    for result in results():
+        assert ScenarioResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_a_task_carries_the_scenario_file_content(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, 'name: a\nworld: sidewalk_straight\ntimeout: 5\n'
+                                    'success: {arrive: false}\n')
+    task = scenario_task(load_scenario(path), RunOptions(record_bag=False))
+    assert task.document_text == path.read_text() and task.label == 'a'
+    assert not task.must_arrive and task.fault_group == 'healthy'
+    broken = replace(task, document_text='name: a\nworld: sidewalk_straight\ntimeout: -1\n')
+    result = execute_scenario_task(broken, tmp_path / 'runs')
+    assert not result.passed and 'timeout must be positive' in result.error
+    assert (Path(result.run_dir) / 'scenario.yaml').read_text() == broken.document_text
