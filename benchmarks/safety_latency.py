@@ -3,9 +3,12 @@
     .venv/bin/python benchmarks/safety_latency.py [--decisions N] [--vetoes N]
 
 1. Core: SafetyMonitor.update_scan + decide for a 360-beam scan (docs/interfaces.md geometry),
-   in a sidewalk scene (also with its pedestrian walking head-on) and in a cluttered one, median
-   and p99, as wall time and as this thread's CPU time (on a busy shared machine the wall-time
-   tail is mostly time spent descheduled).
+   in a sidewalk scene (also with its pedestrian walking head-on), in a cluttered one and with
+   the path ahead unobserved (NaN beams, rule 10's slowest case), median and p99, as wall time
+   and as this thread's CPU time (on a busy shared machine the wall-time tail is mostly time
+   spent descheduled). Each decision is made twice on the same inputs, with rule 10 (path
+   coverage, the default min_path_coverage) and with the previous rule set (min_path_coverage
+   0), alternating which goes first, so both see the same machine load; the ratio is reported.
 2. End to end: safety_monitor_node runs as its own process; this process streams scan, odom and
    a slow command, then publishes a scan with an obstacle inside stop_margin and times the
    arrival of the first zero /cmd_vel (the veto is published from the scan callback).
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sidewalk_robot.ros_env import confine_this_process, loopback_environment
+from sidewalk_robot.ros_env import confine_this_run, loopback_environment
 from sidewalk_robot.safety_monitor import (LaserScanData, OdometrySample, SafetyConfig,
                                            SafetyMonitor, VelocityCommand)
 
@@ -70,38 +73,71 @@ def percentiles_ms(samples: list[float]) -> str:
             f'max {values.max():.3f} ms  (n={len(values)})')
 
 
+def unobserved_front_ranges(rng: np.random.Generator) -> np.ndarray:
+    """The sidewalk with the beams ahead NaN (a wall the sensor fails to measure): coverage is
+    too low on every decision, so the first unobserved point is looked for each time."""
+    ranges = sidewalk_ranges(rng)
+    ranges[np.abs(ANGLES) < math.radians(30)] = np.nan
+    return ranges
+
+
+RULE_SETS = (('coverage', SafetyConfig()),
+             ('previous', SafetyConfig(min_path_coverage=0.0)))
+"""Rule 10 on (the default) and off (the rule set before it), timed side by side."""
+
+
 def benchmark_core(decisions: int) -> None:
-    config = SafetyConfig()
     rng = np.random.default_rng(7)
-    print('core decision time (update_scan + decide, 360 beams)')
+    print('core decision time (update_scan + decide, 360 beams); "coverage": rule 10 on, '
+          '"previous": min_path_coverage 0')
     scenes = (('sidewalk', lambda: [sidewalk_ranges(rng) for _ in range(50)]),
               ('walker', lambda: walker_scans(rng, 50)),
-              ('cluttered', lambda: [cluttered_ranges(rng) for _ in range(50)]))
+              ('cluttered', lambda: [cluttered_ranges(rng) for _ in range(50)]),
+              ('unobserved', lambda: [unobserved_front_ranges(rng) for _ in range(50)]))
+    pooled: dict[str, list[float]] = {name: [] for name, _ in RULE_SETS}
     for scene, make_scans in scenes:
         for linear, angular in ((1.0, 0.0), (1.0, 0.4), (0.0, 1.0)):
-            monitor = SafetyMonitor(config)
+            monitors = {name: SafetyMonitor(config) for name, config in RULE_SETS}
             scans = make_scans()
-            timings, cpu_timings = [], []
+            timings = {name: [] for name in monitors}
+            cpu_timings = {name: [] for name in monitors}
             now = 0.0
             for index in range(decisions):
                 now += 0.05
-                scan = LaserScanData(now, 'laser_link', -math.pi, 2 * math.pi / BEAMS, 0.1, 10.0,
+                scan = LaserScanData(now, 'laser_link', -math.pi, math.pi - 2 * math.pi / BEAMS,
+                                     2 * math.pi / BEAMS, 0.1, 10.0,
                                      scans[index % len(scans)])
-                monitor.update_command(VelocityCommand(now, linear, angular), now)
-                monitor.update_odometry(OdometrySample(now, 0.0, 0.0), now)
-                start, cpu_start = time.perf_counter(), time.thread_time()
-                monitor.update_scan(scan, now)
-                monitor.decide(now)
-                timings.append(time.perf_counter() - start)
-                cpu_timings.append(time.thread_time() - cpu_start)
-            warm = len(timings) // 10
-            print(f'  {scene:9s} cmd ({linear:.1f} m/s, {angular:.1f} rad/s)\n'
-                  f'    wall: {percentiles_ms(timings[warm:])}\n'
-                  f'    cpu:  {percentiles_ms(cpu_timings[warm:])}')
+                order = list(monitors) if index % 2 == 0 else list(reversed(monitors))
+                for name in order:
+                    monitor = monitors[name]
+                    monitor.update_command(VelocityCommand(now, linear, angular), now)
+                    monitor.update_odometry(OdometrySample(now, 0.0, 0.0), now)
+                    start, cpu_start = time.perf_counter(), time.thread_time()
+                    monitor.update_scan(scan, now)
+                    monitor.decide(now)
+                    timings[name].append(time.perf_counter() - start)
+                    cpu_timings[name].append(time.thread_time() - cpu_start)
+            warm = decisions // 10
+            print(f'  {scene:10s} cmd ({linear:.1f} m/s, {angular:.1f} rad/s)')
+            for name in monitors:
+                pooled[name].extend(cpu_timings[name][warm:])
+                print(f'    {name:8s} wall: {percentiles_ms(timings[name][warm:])}\n'
+                      f'    {name:8s} cpu:  {percentiles_ms(cpu_timings[name][warm:])}')
+            print(f'    cpu ratio coverage/previous: {ratios(cpu_timings, warm)}')
+    print(f'all cases, cpu:\n  coverage: {percentiles_ms(pooled["coverage"])}\n'
+          f'  previous: {percentiles_ms(pooled["previous"])}\n'
+          f'  ratio coverage/previous: {ratios(pooled, 0)}')
+
+
+def ratios(timings: dict[str, list[float]], warm: int) -> str:
+    with_rule = np.array(timings['coverage'][warm:])
+    without = np.array(timings['previous'][warm:])
+    return (f'median {np.median(with_rule) / np.median(without):.2f}  '
+            f'p99 {np.percentile(with_rule, 99) / np.percentile(without, 99):.2f}')
 
 
 def benchmark_veto_latency(vetoes: int) -> None:
-    confine_this_process()
+    confine_this_run()
     import rclpy
     from geometry_msgs.msg import TwistStamped
     from nav_msgs.msg import Odometry

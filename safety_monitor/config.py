@@ -1,6 +1,7 @@
 """Parameters of the safety monitor: one frozen dataclass, also the node's declared parameters."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sidewalk_robot.config import describe
@@ -44,6 +45,18 @@ class SafetyConfig:
     min_points: int = describe(
         2, 'returns an obstacle needs inside the swept footprint to count (noise rejection)',
         min=1)
+
+    min_path_coverage: float = describe(
+        0.9, 'rule 10: share of the swept path within the stopping distance (plus stop_margin) '
+        'that valid beams must observe; below it the speed is lowered until it is (0 when even '
+        'the first stretch is not); 0: rule off', min=0.0, max=1.0)
+    forward_sector_half_angle: float = describe(
+        math.pi / 2, 'rule 4: the beams must cover bearings this far either side of straight '
+        'ahead (base_link x, seen from the laser); a scan that does not is invalid [rad]',
+        min=0.0, max=math.pi)
+    estop_heartbeat_timeout: float = describe(
+        0.0, 'rule 5: when > 0, no /safety/estop message for this long (also none since start) '
+        'latches the e-stop as if pressed (estop_heartbeat_lost); 0: off [s]', min=0.0)
 
     max_obstacle_speed: float = describe(
         3.0, 'rule 9: closing speeds of returns are clamped to this (a jogger) [m/s]',

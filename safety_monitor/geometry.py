@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -22,6 +23,12 @@ to the footprint than the sampled poses show; the containment test is inflated b
 
 STRAIGHT_YAW_RATE = 1e-6
 """Below this yaw rate [rad/s] a motion is treated as straight (its turning radius is huge)."""
+
+BOUNDARY_STEP = 0.025
+"""Spacing of the footprint boundary samples that trace the swept path for rule 10 [m]."""
+
+COVERAGE_STEP = 0.05
+"""Lead-point travel between the poses at which rule 10 samples the swept path [m]."""
 
 REAR_SECTOR_HALF_ANGLE = math.radians(20.0)
 """A scan covers the rear when some beam points within this angle of straight back."""
@@ -73,11 +80,51 @@ class Footprint:
 
 
 @dataclass(frozen=True)
+class ScanObservation:
+    """How far each beam has looked: the space a scan has actually observed.
+
+    Beam i covers the bearings within half an increment of its own (seen from the laser) out to
+    its observed range: up to its return for a valid finite range, up to range_max for +Inf
+    ("nothing within range", REP 117), not at all for NaN, -Inf or a value outside the range
+    limits. Bearings no beam covers are outside the field of view.
+    """
+    laser_x: float
+    first_bearing: float
+    """Bearing of beam 0 in base_link [rad] (angle_min plus the laser's yaw)."""
+    increment: float
+    observed_range: np.ndarray
+
+    @cached_property
+    def _beams_per_turn(self) -> float:
+        return 2.0 * math.pi / abs(self.increment)
+
+    @cached_property
+    def _reach_squared(self) -> np.ndarray:
+        """Squared observed range by beam cell over a full turn; -1 where no beam looks."""
+        count = len(self.observed_range)
+        table = np.full(max(count, math.ceil(self._beams_per_turn)) + 1, -1.0)
+        table[:count] = self.observed_range ** 2
+        if count >= self._beams_per_turn:
+            # A full turn: a cell index past the last beam only comes from rounding at the wrap.
+            table[count:] = table[0]
+        return table
+
+    def look_up(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For points (x, y) in base_link: (inside the field of view, observed)."""
+        dx = x - self.laser_x
+        cell = ((np.arctan2(y, dx) - self.first_bearing) / self.increment + 0.5) \
+            % self._beams_per_turn
+        reach_squared = self._reach_squared[cell.astype(np.intp)]
+        return reach_squared >= 0.0, dx * dx + y * y <= reach_squared
+
+
+@dataclass(frozen=True)
 class ScanPoints:
     """Returns of one scan in base_link, after REP 117 beam semantics."""
     points: np.ndarray
     valid_beams: int
     covers_rear: bool
+    observation: ScanObservation
 
 
 def scan_to_points(scan: LaserScanData, laser_x: float, laser_yaw: float,
@@ -89,13 +136,17 @@ def scan_to_points(scan: LaserScanData, laser_x: float, laser_yaw: float,
     angles = scan.angle_min + scan.angle_increment * np.arange(len(ranges)) + laser_yaw
     too_close = np.isneginf(ranges)
     measured = np.isfinite(ranges) & (ranges >= scan.range_min) & (ranges <= scan.range_max)
+    nothing_in_range = np.isposinf(ranges)
     valid_beams = int(np.count_nonzero(measured | np.isinf(ranges)))
     returning = measured | too_close
     distance = np.where(too_close, 0.0, ranges)[returning]
     beam = angles[returning]
     points = np.column_stack((laser_x + distance * np.cos(beam), distance * np.sin(beam)))
     covers_rear = bool(np.any(np.cos(angles) <= -math.cos(REAR_SECTOR_HALF_ANGLE)))
-    return ScanPoints(footprint.push_to_boundary(points), valid_beams, covers_rear)
+    observed_range = np.where(measured, ranges, np.where(nothing_in_range, scan.range_max, 0.0))
+    observation = ScanObservation(laser_x, scan.angle_min + laser_yaw, scan.angle_increment,
+                                  observed_range)
+    return ScanPoints(footprint.push_to_boundary(points), valid_beams, covers_rear, observation)
 
 
 @dataclass(frozen=True)
@@ -149,6 +200,81 @@ class Arc:
         from_icr = np.hypot(points[:, 0], points[:, 1] - radius)
         icr_clearance = self.footprint.clearance(np.array([[0.0, radius]]))[0]
         return (from_icr >= icr_clearance - slack) & (from_icr <= self.lead_radius + slack)
+
+
+@dataclass(frozen=True)
+class _Boundary:
+    """The footprint's edges cut into pieces: midpoints, outward normals and lengths."""
+    x: np.ndarray
+    y: np.ndarray
+    normal_x: np.ndarray
+    normal_y: np.ndarray
+    length: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def _boundary(footprint: Footprint) -> _Boundary:
+    x, y, normal_x, normal_y, length = [], [], [], [], []
+    for half_along, half_across, across_y in ((footprint.half_length, footprint.half_width, True),
+                                              (footprint.half_width, footprint.half_length, False)):
+        pieces = max(1, math.ceil(2.0 * half_across / BOUNDARY_STEP))
+        across = -half_across + (np.arange(pieces) + 0.5) * (2.0 * half_across / pieces)
+        for side in (1.0, -1.0):
+            along = np.full(pieces, side * half_along)
+            x.append(along if across_y else across)
+            y.append(across if across_y else along)
+            normal_x.append(np.full(pieces, side if across_y else 0.0))
+            normal_y.append(np.full(pieces, 0.0 if across_y else side))
+            length.append(np.full(pieces, 2.0 * half_across / pieces))
+    return _Boundary(*(np.concatenate(part) for part in (x, y, normal_x, normal_y, length)))
+
+
+@dataclass(frozen=True)
+class SweptPath:
+    """Sample points of the area the footprint sweeps along an arc, outside where it stands."""
+    x: np.ndarray
+    y: np.ndarray
+    """Point coordinates in base_link at the start of the motion."""
+    travel: np.ndarray
+    """Lead-point travel before the footprint reaches each point (rounded down a step)."""
+    weight: np.ndarray
+    """Area each point stands for (relative; the same scale for all points of one path)."""
+
+
+def swept_path(arc: Arc, horizon: float) -> SweptPath:
+    """The path within ``horizon`` of lead-point travel, traced by the leading boundary.
+
+    Under a constant twist each boundary piece moves with the same body-frame velocity all along
+    the arc; the pieces whose outward normal has a positive share of it (the leading ones) sweep
+    new area at a rate of length times that share, which is each sample's weight. Poses are
+    COVERAGE_STEP of lead-point travel apart. A piece at the pose after travel s reaches its
+    points after at most s, so each point is given the travel one step earlier: never later than
+    the true contact.
+    """
+    boundary = _boundary(arc.footprint)
+    lead_speed = arc.lead_speed
+    horizon = min(horizon, arc.max_travel())
+    if lead_speed == 0.0 or horizon <= 0.0:
+        nothing = np.empty(0)
+        return SweptPath(nothing, nothing, nothing, nothing)
+    normal_speed = boundary.normal_x * (arc.linear - arc.angular * boundary.y) \
+        + boundary.normal_y * (arc.angular * boundary.x)
+    leading = normal_speed > 1e-9 * lead_speed
+    body_x, body_y = boundary.x[leading], boundary.y[leading]
+    weight = (boundary.length * normal_speed)[leading] / lead_speed
+    travel = COVERAGE_STEP * np.arange(1, math.ceil(horizon / COVERAGE_STEP) + 1)
+    reached_after = np.repeat(travel - COVERAGE_STEP, len(weight))
+    weight = np.tile(weight, len(travel))
+    pose_x, pose_y, yaw = arc.poses(travel)
+    if arc.straight:
+        # The leading edge is the front (or rear) edge: it stays ahead of the start footprint.
+        return SweptPath((pose_x[:, None] + body_x).ravel(), np.tile(body_y, len(travel)),
+                         reached_after, weight)
+    cos_yaw, sin_yaw = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    x = (pose_x[:, None] + cos_yaw * body_x - sin_yaw * body_y).ravel()
+    y = (pose_y[:, None] + sin_yaw * body_x + cos_yaw * body_y).ravel()
+    outside = arc.footprint.box_distance(x, y) > 1e-9
+    return SweptPath(x[outside], y[outside], reached_after[outside], weight[outside])
 
 
 def contact_distances(points: np.ndarray, arc: Arc, horizon: float) -> np.ndarray:

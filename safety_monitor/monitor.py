@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
@@ -21,9 +22,9 @@ from sidewalk_robot.safety_monitor.geometry import (Arc, Footprint, ScanPoints, 
 from sidewalk_robot.safety_monitor.inputs import (LaserScanData, OdometrySample, VelocityCommand,
                                                   command_problem, odometry_problem,
                                                   scan_header_problem, stamp_problem)
-from sidewalk_robot.safety_monitor.rules import (approaching_clearance, cap_acceleration,
-                                                 cap_speeds, escape_rotation, separation_limit,
-                                                 staleness_problem)
+from sidewalk_robot.safety_monitor.rules import (Separation, approaching_clearance,
+                                                 cap_acceleration, cap_speeds, escape_rotation,
+                                                 separation_limit, staleness_problem)
 
 
 class State(str, Enum):
@@ -42,9 +43,11 @@ class Reason(str, Enum):
     SPEED_CAP = 'speed_cap'
     ACCELERATION_CAP = 'acceleration_cap'
     OBSTACLE_SLOWDOWN = 'obstacle_slowdown'
+    COVERAGE_SLOWDOWN = 'coverage_slowdown'
     ESCAPE_ROTATION = 'escape_rotation'
     REVERSE_UNCHECKED = 'reverse_unchecked'
     OBSTACLE_STOP = 'obstacle_stop'
+    COVERAGE_STOP = 'coverage_stop'
     APPROACH_STOP = 'approach_stop'
     WAITING_FOR_INPUTS = 'waiting_for_inputs'
     CLOCK_JUMPED_BACK = 'clock_jumped_back'
@@ -55,6 +58,7 @@ class Reason(str, Enum):
     SCAN_STALE = 'scan_stale'
     ODOM_STALE = 'odom_stale'
     ESTOP_PRESSED = 'estop_pressed'
+    ESTOP_HEARTBEAT_LOST = 'estop_heartbeat_lost'
     ESTOP_LATCHED = 'estop_latched'
 
 
@@ -74,6 +78,9 @@ class Decision:
     (inf: none; nan: no valid scan yet)."""
     path_clearance_m: float
     """Lead-point travel along the commanded path to the nearest debounced return."""
+    path_coverage: float
+    """Observed share of the commanded path within the stopping distance (rule 10; nan: not
+    judged, e.g. standing still or stopped for another reason)."""
     closing_speed_mps: float
     """Fastest closing speed of any return of the latest scan (rule 9; 0: nothing approaches,
     nan: no valid scan yet)."""
@@ -126,7 +133,7 @@ class SafetyMonitor:
             'scan', Reason.SCAN_INVALID, Reason.SCAN_STALE, config.scan_timeout)
         self._odometry: _InputSlot[OdometrySample] = _InputSlot(
             'odometry', Reason.ODOM_INVALID, Reason.ODOM_STALE, config.odom_timeout)
-        self._estop = EStopLatch()
+        self._estop = EStopLatch(config.estop_heartbeat_timeout)
         self._approach = ApproachTracker(config, self.footprint)
         self._latest_time = -math.inf
         self._clock_note: str | None = None
@@ -154,7 +161,8 @@ class SafetyMonitor:
 
     def update_scan(self, scan: LaserScanData, now: float) -> None:
         problem = self._stamp_problem(self._scan, scan.stamp, now) \
-            or scan_header_problem(scan, self.config.scan_frame)
+            or scan_header_problem(scan, self.config.scan_frame, self.config.laser_yaw_offset,
+                                   self.config.forward_sector_half_angle)
         points = None
         if problem is None:
             points = scan_to_points(scan, self.config.laser_x_offset, self.config.laser_yaw_offset,
@@ -180,14 +188,19 @@ class SafetyMonitor:
         else:
             slot.reject(problem)
 
-    def set_estop(self, pressed: bool, now: float) -> None:
+    def set_estop(self, pressed: bool, now: float, source: Hashable | None = None,
+                  sequence: int | None = None) -> None:
+        """One /safety/estop message, received at ``now``: a press latches at once. ``source``
+        and ``sequence`` (publisher and message count) let a late older message latch without
+        overriding the button state a newer one gave."""
         self._observe_clock(now)
-        self._estop.update(pressed)
+        self._estop.update(pressed, now, source, sequence)
 
     def request_reset(self, now: float) -> ResetResult:
-        """Rule 5: unlatch the e-stop, unless it is pressed or the stop margin is not clear."""
+        """Rule 5: unlatch the e-stop, unless it is pressed, its heartbeat is not fresh or the
+        stop margin is not clear."""
         self._observe_clock(now)
-        return self._estop.reset(self._reset_hazard(now))
+        return self._estop.reset(now, self._reset_hazard(now))
 
     def _reset_hazard(self, now: float) -> str | None:
         scan = self._scan
@@ -202,25 +215,28 @@ class SafetyMonitor:
 
     def _observe_clock(self, now: float) -> None:
         """A clock that jumps back (a replayed bag looping, a restarted simulator) makes every
-        stored stamp meaningless: forget the inputs and start over as at start-up."""
+        stored stamp meaningless: forget the inputs and start over as at start-up. The e-stop
+        heartbeat is watched from the first time seen on."""
         if now < self._latest_time:
             self._clock_note = (f'clock jumped back from {self._latest_time:.3f} s to '
                                 f'{now:.3f} s; waiting for fresh inputs')
             for slot in self._slots:
                 slot.forget()
             self._approach.forget()
+            self._estop.restart_watch(now)
         self._latest_time = now
+        self._estop.watch_heartbeat(now)
 
     # Decision -------------------------------------------------------------------------------
 
     def decide(self, now: float) -> Decision:
         self._observe_clock(now)
         verdict = self._blocking_verdict(now)
-        path_clearance = math.nan
+        path_clearance = coverage = math.nan
         if verdict is not None:
             linear = angular = allowed = 0.0
         else:
-            linear, angular, allowed, path_clearance, verdict = self._gate_motion(now)
+            linear, angular, allowed, path_clearance, coverage, verdict = self._gate_motion(now)
         self._previous_linear = linear
         self._previous_decision_time = now
         key = (verdict.state, verdict.reason)
@@ -229,16 +245,24 @@ class SafetyMonitor:
             self.counts[verdict.reason.value] += 1
             self._previous_key = key
         return Decision(now, linear, angular, verdict.state, verdict.reason, verdict.detail,
-                        allowed, self._nearest_obstacle(), path_clearance,
+                        allowed, self._nearest_obstacle(), path_clearance, coverage,
                         self._fastest_closing_speed(), changed)
 
     def _blocking_verdict(self, now: float) -> _Verdict | None:
         """Rules 4, 5 and 6: anything that forces a stop regardless of the command."""
-        if self._estop.latched:
-            if self._estop.pressed:
+        estop = self._estop
+        if estop.latched:
+            if estop.pressed:
                 return _Verdict(State.ESTOP, Reason.ESTOP_PRESSED, 'e-stop is pressed')
+            if estop.heartbeat_lost:
+                return _Verdict(State.ESTOP, Reason.ESTOP_HEARTBEAT_LOST,
+                                f'no /safety/estop message for {estop.silence(now):.2f} s '
+                                f'(estop_heartbeat_timeout {estop.heartbeat_timeout:.2f} s): '
+                                'treated as pressed')
+            cause = 'e-stop heartbeat was lost' if estop.latched_by_heartbeat \
+                else 'e-stop was pressed'
             return _Verdict(State.ESTOP, Reason.ESTOP_LATCHED,
-                            'e-stop was pressed; call /safety/reset to resume')
+                            f'{cause}; call /safety/reset to resume')
         for slot in self._slots:
             if slot.problem is not None:
                 return _Verdict(State.STOP, slot.invalid, slot.problem)
@@ -255,8 +279,8 @@ class SafetyMonitor:
                 return _Verdict(State.STOP, slot.stale, problem)
         return None
 
-    def _gate_motion(self, now: float) -> tuple[float, float, float, float, _Verdict]:
-        """Rules 1, 2, 9, 3 and 7 applied to the current command, in that order."""
+    def _gate_motion(self, now: float) -> tuple[float, float, float, float, float, _Verdict]:
+        """Rules 1, 2, 9, 10, 3 and 7 applied to the current command, in that order."""
         config = self.config
         command = self._command.sample
         scan = self._scan.sample
@@ -267,27 +291,37 @@ class SafetyMonitor:
         accel_limited = linear != capped.linear
         angular = capped.angular
         separation = separation_limit(linear, angular, scan.points, self.footprint, config,
-                                      speeds)
+                                      speeds, scan.observation)
+        coverage = separation.coverage.fraction
         approaching = approaching_clearance(scan.points, speeds, linear, self.footprint, config)
         approach_stop = approaching <= config.approach_stop_distance
         allowed = 0.0 if approach_stop else \
             self._allowed_linear_speed(linear, angular, separation.allowed_lead_speed)
         if separation.scale == 0.0 or approach_stop:
             if approach_stop:
+                reason = Reason.APPROACH_STOP
                 blocked = (f'a return {approaching:.2f} m from the footprint closes in, within '
                            f'approach_stop_distance {config.approach_stop_distance:.2f} m')
+            elif separation.limited_by_coverage:
+                reason = Reason.COVERAGE_STOP
+                blocked = self._coverage_words(separation)
             else:
+                reason = Reason.OBSTACLE_STOP
                 blocked = (f'return {separation.path_clearance:.2f} m along the path is within '
                            f'the stop distance')
-            turn = escape_rotation(angular, scan.points, self.footprint, config)
+            turn = escape_rotation(angular, scan.points, self.footprint, config,
+                                   scan.observation)
             if turn != 0.0:
-                return 0.0, turn, allowed, separation.path_clearance, _Verdict(
+                return 0.0, turn, allowed, separation.path_clearance, coverage, _Verdict(
                     State.LIMIT, Reason.ESCAPE_ROTATION, f'{blocked}; turning in place')
-            return 0.0, 0.0, allowed, separation.path_clearance, _Verdict(
-                State.STOP, Reason.APPROACH_STOP if approach_stop else Reason.OBSTACLE_STOP,
-                blocked)
+            return 0.0, 0.0, allowed, separation.path_clearance, coverage, _Verdict(
+                State.STOP, reason, blocked)
         linear, angular = linear * separation.scale, angular * separation.scale
-        if separation.scale < 1.0:
+        if separation.scale < 1.0 and separation.limited_by_coverage:
+            verdict = _Verdict(State.LIMIT, Reason.COVERAGE_SLOWDOWN,
+                               f'{self._coverage_words(separation)}: speed limited to '
+                               f'{allowed:.2f} m/s')
+        elif separation.scale < 1.0:
             verdict = _Verdict(State.LIMIT, Reason.OBSTACLE_SLOWDOWN,
                                f'return {separation.path_clearance:.2f} m along the path limits '
                                f'speed to {allowed:.2f} m/s')
@@ -302,7 +336,13 @@ class SafetyMonitor:
             verdict = _Verdict(State.CLEAR, Reason.SPEED_CAP, 'command clipped to the speed caps')
         else:
             verdict = _Verdict(State.CLEAR, Reason.CLEAR, 'command passes')
-        return linear, angular, allowed, separation.path_clearance, verdict
+        return linear, angular, allowed, separation.path_clearance, coverage, verdict
+
+    def _coverage_words(self, separation: Separation) -> str:
+        coverage = separation.coverage
+        return (f'only {coverage.fraction:.0%} of the path within the stopping distance is '
+                f'observed (min_path_coverage {self.config.min_path_coverage:.0%}); enough of '
+                f'it is for the first {coverage.observed_travel:.2f} m')
 
     def _elapsed(self, now: float) -> float:
         """Time since the previous decision, at most one publish period: a long pause must not
@@ -322,8 +362,9 @@ class SafetyMonitor:
 
     def _straight_ahead_limit(self) -> float:
         config = self.config
-        separation = separation_limit(config.max_linear_speed, 0.0, self._scan.sample.points,
-                                      self.footprint, config, self._approach.point_speeds)
+        scan = self._scan.sample
+        separation = separation_limit(config.max_linear_speed, 0.0, scan.points, self.footprint,
+                                      config, self._approach.point_speeds, scan.observation)
         return min(config.max_linear_speed, separation.allowed_lead_speed)
 
     def _fastest_closing_speed(self) -> float:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sidewalk_robot.safety_monitor.config import SafetyConfig
-from sidewalk_robot.safety_monitor.geometry import (SWEEP_STEP, Arc, Footprint,
-                                                    indexed_contact_distances, kth_smallest)
+from sidewalk_robot.safety_monitor.geometry import (COVERAGE_STEP, SWEEP_STEP, Arc, Footprint,
+                                                    ScanObservation, indexed_contact_distances,
+                                                    kth_smallest, swept_path)
 
 
 # Rule 1: caps ---------------------------------------------------------------------------------
@@ -109,22 +110,74 @@ def sweep_horizon(lead_speed: float, config: SafetyConfig, obstacle_speed: float
 
 
 @dataclass(frozen=True)
+class PathCoverage:
+    """Rule 10: how much of the swept path the scan has observed."""
+    fraction: float
+    """Observed share (by area) of the part of the path inside the field of view (nan: nothing
+    judged: no motion, or none of the path in view)."""
+    observed_travel: float
+    """Longest lead-point travel over which the path is observed to at least the required share
+    (inf: the whole judged path is, so it was not looked for)."""
+
+
+NOT_JUDGED = PathCoverage(math.nan, math.inf)
+
+
+def path_coverage(arc: Arc, observation: ScanObservation, horizon: float,
+                  min_fraction: float) -> PathCoverage:
+    """Rule 10: the observed share of the path swept within ``horizon`` of lead-point travel,
+    and, when it is below ``min_fraction``, the longest stretch of the path from the robot that
+    is observed to at least that share (a multiple of COVERAGE_STEP; 0: not even the first).
+
+    Only the part of the path inside the scan's field of view is judged: the sensor cannot look
+    elsewhere by design (reversing without rear coverage is rule 2's ``reverse_unchecked``).
+    """
+    path = swept_path(arc, horizon)
+    in_view, observed = observation.look_up(path.x, path.y)
+    total = float(np.dot(path.weight, in_view))
+    if total <= 0.0:
+        return NOT_JUDGED
+    fraction = float(np.dot(path.weight, observed)) / total
+    if fraction >= min_fraction:
+        return PathCoverage(fraction, math.inf)
+    pose = np.rint(path.travel / COVERAGE_STEP).astype(int)
+    seen_so_far = np.cumsum(np.bincount(pose, np.where(observed, path.weight, 0.0)))
+    judged_so_far = np.cumsum(np.bincount(pose, np.where(in_view, path.weight, 0.0)))
+    enough = np.flatnonzero(seen_so_far >= min_fraction * judged_so_far - 1e-12)
+    enough = enough[judged_so_far[enough] > 0.0]
+    return PathCoverage(fraction, (enough[-1] + 1) * COVERAGE_STEP if len(enough) else 0.0)
+
+
+@dataclass(frozen=True)
 class Separation:
     scale: float
     """Factor (0..1) applied to both linear and angular speed, so the path stays the one checked."""
     path_clearance: float
     """Debounced lead-point travel to the nearest return on the path (inf: none within reach)."""
     allowed_lead_speed: float
+    coverage: PathCoverage = NOT_JUDGED
+    """Rule 10's view of the path at the speed the returns allow."""
+    limited_by_coverage: bool = False
+    """Rule 10, not the returns, sets allowed_lead_speed."""
 
 
 def separation_limit(linear: float, angular: float, points: np.ndarray, footprint: Footprint,
-                     config: SafetyConfig, point_speeds: np.ndarray | None = None) -> Separation:
-    """Rules 2, 7 and 9: limit the motion so it can stop before the min_points-th nearest return
-    in the footprint swept along the commanded arc (slower still inside the slow-down zone).
+                     config: SafetyConfig, point_speeds: np.ndarray | None = None,
+                     observation: ScanObservation | None = None) -> Separation:
+    """Rules 2, 7, 9 and 10: limit the motion so it can stop before the min_points-th nearest
+    return in the footprint swept along the commanded arc (slower still inside the slow-down
+    zone), and within a stretch of the path the scan has observed well enough.
 
     ``point_speeds`` (rule 9): how fast each return closes in; each return's distance is then
     judged with its own speed, and the min_points-th smallest of the resulting limits holds.
     As every limit is non-decreasing in distance, all-zero speeds give exactly rule 2.
+
+    ``observation`` (rule 10; None: rule off): the path the robot covers within its stopping
+    distance plus stop_margin, at the speed the returns allow, is judged. When less than
+    min_path_coverage of it is observed, the speed is lowered until its stopping distance plus
+    stop_margin spans only the longest stretch of the path observed to at least that share: as
+    if a return stood where that stretch ends. The shadow behind a return that limits the speed
+    lies beyond that speed's stopping distance, so it does not count again.
     """
     arc = Arc(linear, angular, footprint)
     lead_speed = arc.lead_speed
@@ -139,7 +192,17 @@ def separation_limit(linear: float, angular: float, points: np.ndarray, footprin
     else:
         allowed = kth_smallest(lead_speed_limits(contacts, point_speeds[index], config),
                                config.min_points)
-    return Separation(min(1.0, allowed / lead_speed), clearance, allowed)
+    coverage, limited_by_coverage = NOT_JUDGED, False
+    judged_speed = min(lead_speed, allowed)
+    if observation is not None and config.min_path_coverage > 0.0 and judged_speed > 0.0:
+        coverage = path_coverage(arc, observation, required_distance(judged_speed, config),
+                                 config.min_path_coverage)
+        if coverage.fraction < config.min_path_coverage:
+            observed_limit = stopping_speed_limit(coverage.observed_travel, config)
+            if observed_limit < allowed:
+                allowed, limited_by_coverage = observed_limit, True
+    return Separation(min(1.0, allowed / lead_speed), clearance, allowed, coverage,
+                      limited_by_coverage)
 
 
 def approaching_clearance(points: np.ndarray, point_speeds: np.ndarray, linear: float,
@@ -161,15 +224,17 @@ def approaching_clearance(points: np.ndarray, point_speeds: np.ndarray, linear: 
 # Rule 3: escape -------------------------------------------------------------------------------
 
 def escape_rotation(angular: float, points: np.ndarray, footprint: Footprint,
-                    config: SafetyConfig) -> float:
+                    config: SafetyConfig, observation: ScanObservation | None = None) -> float:
     """When the commanded path is blocked, the yaw rate that turning in place allows.
 
     The robot keeps its way out: turning in place is passed whenever the footprint swept by the
-    turn stays clear, under the same stopping rule measured at the footprint corners.
+    turn stays clear (and observed, rule 10), under the same stopping rule measured at the
+    footprint corners.
     """
     if angular == 0.0:
         return 0.0
-    separation = separation_limit(0.0, angular, points, footprint, config)
+    separation = separation_limit(0.0, angular, points, footprint, config,
+                                  observation=observation)
     return angular * separation.scale
 
 

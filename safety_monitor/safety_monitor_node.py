@@ -3,6 +3,16 @@
 /cmd_vel is published from a steady-clock timer, so the output keeps coming even when the
 inputs (or a simulated /clock) stop; a scan, e-stop or command that tightens the gate is
 published at once from its callback instead of waiting for the next tick.
+
+/safety/estop is accepted from publishers of any reliability and durability (three
+subscriptions, each message handled once), and every message goes to the core in its own
+callback, where a press latches on the message itself: a press released a millisecond later is
+never lost. Copies taking different subscriptions can reach the callback out of order; the
+publisher and sequence number passed on let a late press latch without undoing its release.
+The e-stop subscriptions are created first, so in each round of the single-threaded executor
+(which serves every ready subscription once, in creation order) an e-stop message is handled
+before a scan or a command; their queues (depth 10) hold a press and its release while a flood
+of scans keeps the node busy.
 """
 from __future__ import annotations
 
@@ -21,7 +31,7 @@ from std_srvs.srv import Trigger
 
 from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
-                                       stamp_to_seconds)
+                                       stamp_to_seconds, subscribe_from_any_publisher)
 from sidewalk_robot.ros_params import declare_config
 from sidewalk_robot.safety_monitor.config import SafetyConfig
 from sidewalk_robot.safety_monitor.inputs import LaserScanData, OdometrySample, VelocityCommand
@@ -49,19 +59,22 @@ class SafetyMonitorNode(Node):
         self._state_publisher = self.create_publisher(DiagnosticStatus, 'safety/state',
                                                       LATCHED_QOS)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        subscribe_from_any_publisher(self, Bool, 'safety/estop', self._on_estop, with_origin=True)
         self.create_subscription(TwistStamped, 'cmd_vel_nav', self._on_command, COMMAND_QOS)
         self.create_subscription(LaserScan, 'scan', self._on_scan, SENSOR_QOS)
         self.create_subscription(Odometry, 'odom', self._on_odometry, SENSOR_QOS)
-        self.create_subscription(Bool, 'safety/estop', self._on_estop, LATCHED_QOS)
         self.create_service(Trigger, 'safety/reset', self._on_reset)
 
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0 / self.config.publish_rate, self._on_tick, clock=steady)
         self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics, clock=steady)
         self._on_tick()
+        heartbeat = self.config.estop_heartbeat_timeout
         self.get_logger().info(
             f'gating cmd_vel_nav -> cmd_vel at {self.config.publish_rate:.1f} Hz; '
-            f'scan frame {self.config.scan_frame!r}; starting in STOP until every input is valid')
+            f'scan frame {self.config.scan_frame!r}; e-stop heartbeat '
+            f'{f"timeout {heartbeat:.2f} s" if heartbeat > 0.0 else "off"}; '
+            'starting in STOP until every input is valid')
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -79,7 +92,8 @@ class SafetyMonitorNode(Node):
         now = self._now()
         self.monitor.update_scan(LaserScanData(
             stamp=stamp_to_seconds(message.header.stamp), frame_id=message.header.frame_id,
-            angle_min=message.angle_min, angle_increment=message.angle_increment,
+            angle_min=message.angle_min, angle_max=message.angle_max,
+            angle_increment=message.angle_increment,
             range_min=message.range_min, range_max=message.range_max,
             ranges=np.asarray(message.ranges, dtype=float)), now)
         self._decide(now, publish_if_tighter=True)
@@ -89,9 +103,10 @@ class SafetyMonitorNode(Node):
         self.monitor.update_odometry(OdometrySample(
             stamp_to_seconds(message.header.stamp), twist.linear.x, twist.angular.z), self._now())
 
-    def _on_estop(self, message: Bool) -> None:
+    def _on_estop(self, message: Bool, origin: tuple[bytes, int]) -> None:
         now = self._now()
-        self.monitor.set_estop(bool(message.data), now)
+        publisher, sequence = origin
+        self.monitor.set_estop(bool(message.data), now, publisher, sequence)
         self._decide(now, publish_if_tighter=True)
 
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -140,6 +155,7 @@ class SafetyMonitorNode(Node):
              'allowed_linear_speed': decision.allowed_linear_speed,
              'nearest_obstacle_m': decision.nearest_obstacle_m,
              'path_clearance_m': decision.path_clearance_m,
+             'path_coverage': decision.path_coverage,
              'closing_speed_mps': decision.closing_speed_mps})
 
     def _log_change(self, decision: Decision) -> None:

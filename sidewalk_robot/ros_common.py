@@ -53,8 +53,8 @@ _ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
 
 
 def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
-                                 callback: Callable[..., None], *,
-                                 with_origin: bool = False) -> list[Subscription]:
+                                 callback: Callable[..., None], *, with_origin: bool = False,
+                                 newest_only: bool = False) -> list[Subscription]:
     """Subscribe ``topic`` so that a publisher of any reliability and durability reaches
     ``callback``, each message exactly once.
 
@@ -66,21 +66,29 @@ def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
     publisher's side may still log one).
 
     Copies travel through different subscriptions, so one publisher's messages may reach
-    ``callback`` out of order (a message's first copy can come after the next message's). With
-    ``with_origin`` it is called as ``callback(message, (publisher_gid, sequence_number))``, so a
-    caller that must know a publisher's newest message can tell.
+    ``callback`` out of order (a message's first copy can come after the next message's).
+    ``newest_only`` drops a message older than one already delivered from its publisher: for
+    inputs where only the latest counts (a goal, a mode). With ``with_origin`` the callback is
+    called as ``callback(message, (publisher_gid, sequence_number))``, for callers that must
+    see every message (an e-stop press) and still know a publisher's newest.
     """
     delivered: deque[tuple[bytes, int]] = deque(maxlen=_DELIVERIES_REMEMBERED)
     seen: set[tuple[bytes, int]] = set()
+    newest_by_publisher: dict[bytes, int] = {}
 
     def first_copy_only(message: object, info: Mapping[str, object]) -> None:
-        key = (bytes(info['publisher_gid']['data']), int(info['publication_sequence_number']))
+        publisher, sequence = (bytes(info['publisher_gid']['data']),
+                               int(info['publication_sequence_number']))
+        key = (publisher, sequence)
         if key in seen:
             return
         if len(delivered) == delivered.maxlen:
             seen.discard(delivered[0])
         delivered.append(key)
         seen.add(key)
+        if newest_only and sequence < newest_by_publisher.get(publisher, -1):
+            return
+        newest_by_publisher[publisher] = max(sequence, newest_by_publisher.get(publisher, -1))
         if with_origin:
             callback(message, key)
         else:

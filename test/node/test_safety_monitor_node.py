@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import signal
+import sys
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,6 +14,7 @@ from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
 
 from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, seconds_to_stamp,
@@ -27,6 +31,10 @@ class Scene:
     wall_from_laser: float | None = None
     scan_frame: str = 'laser_link'
     feeding: bool = True
+    scanning: bool = True
+    """Publish /scan with the other inputs (off while another publisher provides the scans)."""
+    heartbeat: bool = False
+    """Publish e-stop released with the other inputs (the heartbeat of an e-stop device)."""
 
 
 @dataclass
@@ -37,6 +45,10 @@ class Received:
 
     def state(self) -> dict[str, str]:
         return {kv.key: kv.value for kv in self.states[-1].values} if self.states else {}
+
+    def reasons_since(self, index: int) -> list[str]:
+        return [kv.value for status in self.states[index:] for kv in status.values
+                if kv.key == 'reason']
 
     def last_linear(self) -> float | None:
         return self.commands[-1].twist.linear.x if self.commands else None
@@ -56,6 +68,7 @@ class Harness:
         self.odom_publisher = node.create_publisher(Odometry, 'odom', SENSOR_QOS)
         self.command_publisher = node.create_publisher(TwistStamped, 'cmd_vel_nav', COMMAND_QOS)
         self.estop_publisher = node.create_publisher(Bool, 'safety/estop', LATCHED_QOS)
+        self.estop_default_qos_publisher = node.create_publisher(Bool, 'safety/estop', 10)
         node.create_subscription(TwistStamped, 'cmd_vel', self.received.commands.append,
                                  COMMAND_QOS)
         node.create_subscription(DiagnosticStatus, 'safety/state', self.received.states.append,
@@ -69,16 +82,11 @@ class Harness:
         if not self.scene.feeding:
             return
         stamp = self.stamp_source()
-        scan = LaserScan(angle_min=-math.pi, angle_max=math.pi - 2 * math.pi / BEAMS,
-                         angle_increment=2 * math.pi / BEAMS, range_min=0.1, range_max=10.0)
-        scan.header.stamp, scan.header.frame_id = stamp, self.scene.scan_frame
-        ranges = [math.inf] * BEAMS
-        if self.scene.wall_from_laser is not None:
-            for offset in range(-30, 31):
-                ranges[BEAMS // 2 + offset] = self.scene.wall_from_laser / math.cos(
-                    math.radians(offset))
-        scan.ranges = ranges
-        self.scan_publisher.publish(scan)
+        if self.scene.scanning:
+            self.scan_publisher.publish(open_scan(stamp, self.scene.scan_frame,
+                                                  self.scene.wall_from_laser))
+        if self.scene.heartbeat:
+            self.estop_default_qos_publisher.publish(Bool(data=False))
         odometry = Odometry()
         odometry.header.stamp, odometry.header.frame_id = stamp, 'odom'
         odometry.child_frame_id = 'base_link'
@@ -105,6 +113,19 @@ class Harness:
         future = self.reset_client.call_async(Trigger.Request())
         assert self.wait_for(future.done, 10.0)
         return future.result()
+
+
+def open_scan(stamp, frame: str = 'laser_link', wall_from_laser: float | None = None) -> LaserScan:
+    """360 beams over a full turn (docs/interfaces.md): +inf, or a wall ahead."""
+    scan = LaserScan(angle_min=-math.pi, angle_max=math.pi - 2 * math.pi / BEAMS,
+                     angle_increment=2 * math.pi / BEAMS, range_min=0.1, range_max=10.0)
+    scan.header.stamp, scan.header.frame_id = stamp, frame
+    ranges = [math.inf] * BEAMS
+    if wall_from_laser is not None:
+        for offset in range(-30, 31):
+            ranges[BEAMS // 2 + offset] = wall_from_laser / math.cos(math.radians(offset))
+    scan.ranges = ranges
+    return scan
 
 
 @pytest.fixture
@@ -206,3 +227,139 @@ def test_runs_on_simulated_time_and_keeps_publishing_when_the_clock_stops(
     sim['running'] = False
     peer.scene.feeding = False
     assert len(peer.collect_for(1.0)) >= 15, 'a stopped /clock must not silence /cmd_vel'
+
+
+ESTOP_PUBLISHERS = {
+    'reliable_volatile': QoSProfile(depth=10),
+    'best_effort': QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT),
+    'transient_local': LATCHED_QOS,
+}
+"""The defaults of rclpy, rclcpp and ``ros2 topic pub``; a best-effort device; a latched one."""
+
+
+def wait_for_reason(harness: Harness, reason: str, since: int) -> None:
+    received = harness.received
+    assert harness.wait_for(lambda: reason in received.reasons_since(since), 5.0), \
+        f'no {reason}: reasons since {set(received.reasons_since(since))}'
+
+
+def reset_and_leave_estop(harness: Harness) -> None:
+    received = harness.received
+    accepted = harness.reset()
+    assert accepted.success, accepted.message
+    start = len(received.states)
+    assert harness.wait_for(lambda: received.states[start:]
+                            and received.state().get('state') != 'ESTOP', 5.0)
+
+
+def test_estop_from_a_publisher_of_any_reliability_and_durability_latches(
+        harness: Harness) -> None:
+    received, scene = harness.received, harness.scene
+    scene.feeding, scene.linear = True, 0.3
+    assert harness.linear_becomes(0.3), received.state()
+    for name, qos in ESTOP_PUBLISHERS.items():
+        publisher = harness.node.create_publisher(Bool, 'safety/estop', qos)
+        assert harness.wait_for(lambda: publisher.get_subscription_count() > 0), name
+        start = len(received.states)
+        publisher.publish(Bool(data=True))
+        wait_for_reason(harness, 'estop_pressed', start)
+        assert harness.linear_becomes(0.0), name
+        publisher.publish(Bool(data=False))
+        wait_for_reason(harness, 'estop_latched', start)
+        reset_and_leave_estop(harness)
+        assert harness.linear_becomes(0.3), (name, received.state())
+        harness.node.destroy_publisher(publisher)
+
+
+def test_a_latched_press_sent_before_the_monitor_started_reaches_it(
+        ros_process, make_node, spin_until) -> None:
+    peer = Harness(make_node, spin_until)
+    peer.estop_publisher.publish(Bool(data=True))
+    ros_process('safety_monitor_node', config='safety_monitor')
+    assert peer.wait_for(lambda: peer.received.state().get('reason') == 'estop_pressed', 20.0), \
+        peer.received.state()
+
+
+REPETITIONS = 100
+
+
+SCAN_FLOOD = f"""
+import math, time
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import LaserScan
+from sidewalk_robot.ros_common import SENSOR_QOS
+
+rclpy.init()
+node = Node('safety_monitor_scan_flood')
+publisher = node.create_publisher(LaserScan, 'scan', SENSOR_QOS)
+scan = LaserScan(angle_min=-math.pi, angle_max=math.pi - 2 * math.pi / {BEAMS},
+                 angle_increment=2 * math.pi / {BEAMS}, range_min=0.1, range_max=10.0,
+                 ranges=[math.inf] * {BEAMS})
+scan.header.frame_id = 'laser_link'
+sent, start = 0, time.monotonic()
+try:
+    while True:
+        scan.header.stamp = node.get_clock().now().to_msg()
+        publisher.publish(scan)
+        sent += 1
+        time.sleep(max(0.0, start + sent / 1000.0 - time.monotonic()))
+except KeyboardInterrupt:
+    print(f'flooded {{sent}} scans in {{time.monotonic() - start:.1f}} s', flush=True)
+"""
+"""Open-space scans at 1 kHz from a process of its own (catching up when it falls behind)."""
+
+
+@pytest.mark.parametrize('flooded', [False, True], ids=['idle', 'scan_flood_1kHz'])
+def test_a_press_released_1ms_later_is_never_lost(harness: Harness, ros_process,
+                                                   flooded: bool) -> None:
+    received, scene = harness.received, harness.scene
+    scene.feeding = True
+    assert harness.wait_for(lambda: received.state().get('state') == 'CLEAR'), received.state()
+    publisher = harness.estop_default_qos_publisher
+    assert harness.wait_for(lambda: publisher.get_subscription_count() > 0)
+    if flooded:
+        flood = ros_process('scan_flood', command=[sys.executable, '-c', SCAN_FLOOD])
+        assert harness.wait_for(lambda: harness.node.count_publishers('scan') >= 2, 20.0)
+        scene.scanning = False      # the flood is the only source of scans (stamps in order)
+        settled = len(received.states)
+        assert harness.wait_for(lambda: received.reasons_since(settled)[-5:] == ['clear'] * 5,
+                                20.0), received.state()
+    for repetition in range(REPETITIONS):
+        start = len(received.states)
+        publisher.publish(Bool(data=True))
+        time.sleep(0.001)
+        publisher.publish(Bool(data=False))
+        try:
+            wait_for_reason(harness, 'estop_latched', start)
+            reset_and_leave_estop(harness)
+        except AssertionError as error:
+            raise AssertionError(f'press {repetition + 1} of {REPETITIONS}: {error}') from None
+    if flooded:
+        assert flood.alive(), flood.output()
+        flood.popen.send_signal(signal.SIGINT)
+        flood.popen.wait(timeout=10.0)
+        print(flood.output().strip())
+
+
+def test_a_silent_estop_heartbeat_latches_until_it_beats_again_and_is_reset(
+        ros_process, make_node, spin_until) -> None:
+    ros_process('safety_monitor_node', config='safety_monitor',
+                parameters={'estop_heartbeat_timeout': 1.0})
+    peer = Harness(make_node, spin_until)
+    received, scene = peer.received, peer.scene
+    scene.linear = 0.3
+    assert peer.wait_for(lambda: received.state().get('reason') == 'estop_heartbeat_lost', 20.0), \
+        'no e-stop message since start must count as pressed'
+    assert peer.linear_becomes(0.0)
+    scene.heartbeat = True
+    assert peer.wait_for(lambda: received.state().get('reason') == 'estop_latched')
+    accepted = peer.reset()
+    assert accepted.success, accepted.message
+    assert peer.linear_becomes(0.3), received.state()
+
+    scene.heartbeat = False
+    assert peer.wait_for(lambda: received.state().get('reason') == 'estop_heartbeat_lost')
+    assert peer.linear_becomes(0.0)
+    refused = peer.reset()
+    assert not refused.success and 'heartbeat' in refused.message

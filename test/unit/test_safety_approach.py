@@ -73,7 +73,8 @@ class World:
         if self.noise:
             finite = np.isfinite(ranges)
             ranges[finite] += self.rng.normal(0.0, self.noise, int(finite.sum()))
-        return LaserScanData(self.now, 'laser_link', -math.pi, 2 * math.pi / BEAMS, 0.1, 10.0,
+        return LaserScanData(self.now, 'laser_link', -math.pi, math.pi - 2 * math.pi / BEAMS,
+                             2 * math.pi / BEAMS, 0.1, 10.0,
                              ranges)
 
     def gap(self, body: Body) -> float:

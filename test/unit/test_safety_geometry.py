@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from sidewalk_robot.safety_monitor.geometry import (SWEEP_STEP, Arc, Footprint, contact_distances,
-                                                    kth_smallest, scan_to_points)
+from sidewalk_robot.safety_monitor.geometry import (COVERAGE_STEP, SWEEP_STEP, Arc, Footprint,
+                                                    ScanObservation, contact_distances,
+                                                    kth_smallest, scan_to_points, swept_path)
 from sidewalk_robot.safety_monitor.inputs import LaserScanData
 
 FOOTPRINT = Footprint.from_size(0.70, 0.55)
@@ -16,7 +17,8 @@ LASER_X = 0.30
 
 def full_turn_scan(ranges: np.ndarray, range_min: float = 0.1, range_max: float = 10.0,
                    count: int = 360) -> LaserScanData:
-    return LaserScanData(0.0, 'laser_link', -math.pi, 2 * math.pi / count, range_min, range_max,
+    return LaserScanData(0.0, 'laser_link', -math.pi, math.pi - 2 * math.pi / count,
+                         2 * math.pi / count, range_min, range_max,
                          np.asarray(ranges, dtype=float))
 
 
@@ -58,7 +60,8 @@ def test_rep117_negative_inf_is_an_obstacle_at_the_sensor_on_the_footprint_edge(
 
 def test_rear_coverage_depends_on_the_scan_field_of_view() -> None:
     full = scan_to_points(full_turn_scan(np.full(360, np.inf)), LASER_X, 0.0, FOOTPRINT)
-    front_only = LaserScanData(0.0, 'laser_link', -math.radians(120), math.radians(1), 0.1, 10.0,
+    front_only = LaserScanData(0.0, 'laser_link', -math.radians(120), math.radians(120),
+                               math.radians(1), 0.1, 10.0,
                                np.full(241, np.inf))
     assert full.covers_rear
     assert not scan_to_points(front_only, LASER_X, 0.0, FOOTPRINT).covers_rear
@@ -116,3 +119,56 @@ def test_kth_smallest_is_the_debounced_distance() -> None:
     assert kth_smallest(values, 1) == 1.0
     assert kth_smallest(values, 2) == 2.0
     assert kth_smallest(values, 4) == math.inf
+
+
+# Rule 10: what a scan has observed, and the path the footprint sweeps -------------------------
+
+def observation_of(ranges: np.ndarray, scan: LaserScanData | None = None) -> ScanObservation:
+    scan = scan or full_turn_scan(ranges)
+    return scan_to_points(scan, LASER_X, 0.0, FOOTPRINT).observation
+
+
+def test_a_beam_observes_up_to_its_return_or_range_max_and_nan_observes_nothing() -> None:
+    ranges = np.full(360, np.inf)
+    ranges[beam_index(0)] = 2.0
+    ranges[beam_index(90)] = np.nan
+    ranges[beam_index(180)] = 11.0       # beyond range_max: no information
+    ranges[beam_index(-45)] = -np.inf    # closer than range_min: a return at the sensor
+    points = np.array([[LASER_X + 1.9, 0.0], [LASER_X + 2.1, 0.0],     # before / behind a return
+                       [LASER_X, 0.5],                                 # along the NaN beam
+                       [LASER_X, -5.0], [LASER_X, -10.5],               # +inf: out to range_max
+                       [LASER_X - 1.0, 0.0],
+                       [LASER_X + 0.5, -0.5]])
+    in_view, observed = observation_of(ranges).look_up(points[:, 0], points[:, 1])
+    assert in_view.all()
+    assert observed.tolist() == [True, False, False, True, False, False, False]
+
+
+def test_bearings_no_beam_covers_are_outside_the_field_of_view() -> None:
+    front_only = LaserScanData(0.0, 'laser_link', -math.radians(120), math.radians(120),
+                               math.radians(1), 0.1, 10.0, np.full(241, np.inf))
+    observation = observation_of(np.empty(0), front_only)
+    in_view, observed = observation.look_up(np.array([LASER_X + 1.0, LASER_X - 1.0]),
+                                            np.array([0.0, 0.0]))
+    assert in_view.tolist() == [True, False] and observed.tolist() == [True, False]
+
+
+def test_straight_motion_sweeps_the_corridor_ahead_or_behind_evenly() -> None:
+    ahead = swept_path(Arc(1.0, 0.0, FOOTPRINT), horizon=1.0)
+    assert np.all((ahead.x > 0.35) & (ahead.x <= 0.35 + 1.0 + COVERAGE_STEP + 1e-9))
+    assert np.all(np.abs(ahead.y) < 0.275)
+    assert np.all(ahead.travel <= ahead.x - 0.35 + 1e-9), 'contact never reported late'
+    assert np.all(ahead.travel >= ahead.x - 0.35 - COVERAGE_STEP - 1e-9)
+    assert np.ptp(ahead.weight) == pytest.approx(0.0)
+    behind = swept_path(Arc(-0.3, 0.0, FOOTPRINT), horizon=1.0)
+    assert np.all(behind.x < -0.35) and len(behind.x) == len(ahead.x)
+    assert len(swept_path(Arc(0.0, 0.0, FOOTPRINT), horizon=1.0).x) == 0
+
+
+def test_turning_in_place_sweeps_only_the_corner_circle_outside_the_footprint() -> None:
+    turn = swept_path(Arc(0.0, 1.0, FOOTPRINT), horizon=5.0)
+    radius = np.hypot(turn.x, turn.y)
+    assert len(turn.x) > 0
+    assert np.all(radius <= FOOTPRINT.circumradius + 1e-9)
+    assert np.all(FOOTPRINT.box_distance(turn.x, turn.y) > 0.0)
+    assert turn.travel.max() < 2 * math.pi * FOOTPRINT.circumradius

@@ -6,6 +6,7 @@ time, where the core samples closed-form poses by lead-point travel.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from sidewalk_robot.safety_monitor import (LaserScanData, OdometrySample, SafetyConfig,
                                            SafetyMonitor, VelocityCommand)
+from sidewalk_robot.safety_monitor.rules import required_distance
 
 BEAMS = 360
 LASER_X = 0.30
@@ -65,7 +67,8 @@ def configs(draw) -> SafetyConfig:
 
 
 def make_scan(stamp: float, ranges: np.ndarray) -> LaserScanData:
-    return LaserScanData(stamp, 'laser_link', -math.pi, 2 * math.pi / BEAMS, 0.1, 10.0, ranges)
+    return LaserScanData(stamp, 'laser_link', -math.pi, math.pi - 2 * math.pi / BEAMS,
+                         2 * math.pi / BEAMS, 0.1, 10.0, ranges)
 
 
 def decide_once(config: SafetyConfig, ranges: np.ndarray, linear: float, angular: float,
@@ -201,7 +204,7 @@ def test_nan_or_inf_anywhere_yields_a_finite_output(ranges: np.ndarray, linear: 
     monitor.update_command(VelocityCommand(stamp, linear, angular), now)
     monitor.update_odometry(OdometrySample(now, odom, odom), now)
     scan = make_scan(now, ranges)
-    monitor.update_scan(LaserScanData(scan.stamp, scan.frame_id, scan.angle_min,
+    monitor.update_scan(LaserScanData(scan.stamp, scan.frame_id, scan.angle_min, scan.angle_max,
                                       scan.angle_increment, 0.1, range_limit, ranges), now)
     decision = monitor.decide(now)
     assert math.isfinite(decision.linear) and math.isfinite(decision.angular)
@@ -225,3 +228,80 @@ def test_stale_input_yields_zero(ages: tuple[float, float, float], linear: float
             or odom_age > config.odom_timeout:
         assert (decision.linear, decision.angular) == (0.0, 0.0)
         assert decision.reason.value.endswith('_stale')
+
+
+# Rule 10: hiding part of an obstacle never buys speed the observed beams do not justify --------
+
+BEARINGS = -math.pi + 2 * math.pi / BEAMS * np.arange(BEAMS)
+WALL_BEAMS = np.flatnonzero(np.abs(BEARINGS) < math.radians(80))
+no_information = st.sampled_from([math.nan, 0.05, 11.0])
+"""NaN, below range_min, beyond range_max: REP 117 beams that observe nothing."""
+
+
+@st.composite
+def hidden_walls(draw) -> tuple[SafetyConfig, float, np.ndarray]:
+    """A wall across the path within the stopping distance of the commanded speed, any subset
+    of whose beams (a block of neighbours and any others) is replaced by a value that carries
+    no information."""
+    config = draw(configs())
+    config = dataclasses.replace(config, min_path_coverage=draw(
+        st.one_of(st.just(SafetyConfig().min_path_coverage), st.just(1.0), st.floats(0.3, 1.0))))
+    linear = draw(st.floats(0.1, max(0.1, config.max_linear_speed)))
+    gap = draw(st.floats(0.0, required_distance(linear, config)))
+    ranges = np.full(BEAMS, math.inf)
+    ranges[WALL_BEAMS] = (HALF_LENGTH + gap - LASER_X) / np.cos(BEARINGS[WALL_BEAMS])
+    centre, half_width = draw(st.floats(-80.0, 80.0)), draw(st.floats(0.0, 80.0))
+    block = WALL_BEAMS[np.abs(np.degrees(BEARINGS[WALL_BEAMS]) - centre) <= half_width]
+    ranges[block] = draw(no_information)
+    for index in draw(st.sets(st.sampled_from(WALL_BEAMS.tolist()))):
+        ranges[index] = draw(no_information)
+    return config, linear, ranges
+
+
+def observed_range(ranges: np.ndarray) -> np.ndarray:
+    """How far each beam looked (REP 117): to its return, to range_max for +inf, else nowhere."""
+    measured = np.isfinite(ranges) & (ranges >= 0.1) & (ranges <= 10.0)
+    return np.where(measured, ranges, np.where(np.isposinf(ranges), 10.0, 0.0))
+
+
+def observed_share(ranges: np.ndarray, length: float) -> float:
+    """Share of the corridor ``length`` ahead of the front edge that the beams observe, on a
+    1 cm grid; each point belongs to the beam nearest its bearing."""
+    x, y = np.meshgrid(HALF_LENGTH + np.arange(0.005, length + 0.005, 0.01),
+                       np.arange(-HALF_WIDTH + 0.005, HALF_WIDTH, 0.01))
+    nearest = np.rint((np.arctan2(y, x - LASER_X) + math.pi) / (2 * math.pi / BEAMS))
+    reach = observed_range(ranges)[nearest.astype(int) % BEAMS]
+    return float(np.mean(np.hypot(x - LASER_X, y) <= reach))
+
+
+@PROPERTY_SETTINGS
+@given(case=hidden_walls())
+def test_the_speed_never_exceeds_what_the_observed_beams_justify(
+        case: tuple[SafetyConfig, float, np.ndarray]) -> None:
+    """The robot can stop before the min_points-th observed return, and within a stretch of the
+    path that is observed to at least min_path_coverage (judged here on a 1 cm grid, with 0.05
+    tolerance for the monitor's coarser sampling)."""
+    config, linear, ranges = case
+    decision = decide_once(config, ranges, linear, 0.0, previous_linear=linear)
+    speed = decision.linear
+    if speed == 0.0:
+        return
+    points = returns_in_base_link(ranges)
+    in_path = (np.abs(points[:, 1]) <= HALF_WIDTH) & (points[:, 0] >= HALF_LENGTH)
+    gaps = np.sort(points[in_path, 0] - HALF_LENGTH)
+    nearest = gaps[config.min_points - 1] if len(gaps) >= config.min_points else math.inf
+    assert stops_in_time(speed, nearest, config), (decision, nearest)
+    share = observed_share(ranges, required_distance(speed, config))
+    assert share >= config.min_path_coverage - 0.05, (decision, share)
+
+
+@PROPERTY_SETTINGS
+@given(case=hidden_walls())
+def test_hiding_all_of_a_walls_beams_in_the_path_stops_the_robot(
+        case: tuple[SafetyConfig, float, np.ndarray]) -> None:
+    """With the wall's beams across the path gone, the path right ahead is unobserved."""
+    config, linear, ranges = case
+    config = dataclasses.replace(config, min_path_coverage=SafetyConfig().min_path_coverage)
+    hidden = ranges.copy()
+    hidden[np.abs(BEARINGS) < math.radians(45)] = math.nan
+    assert decide_once(config, hidden, linear, 0.0, previous_linear=linear).linear == 0.0
