@@ -10,7 +10,8 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 PACKAGE_NAME = 'sidewalk_robot'
-CODE_FOLDERS = ('perception', 'planning', 'safety_monitor', 'simulation', 'replay')
+CODE_FOLDERS = ('perception', 'planning', 'safety_monitor', 'simulation', 'replay',
+                'operations', 'monitoring')
 SHARE_FOLDERS = ('launch', 'config', 'worlds', 'models')
 HERE = Path(__file__).resolve().parent
 
@@ -50,8 +51,13 @@ setup(
     version='0.1.0',
     packages=packages,
     package_dir=package_dir,
+    # The operator console's web page (HTML, JS, CSS) lives beside its Python code.
+    package_data={f'{PACKAGE_NAME}.operations': ['static/*']},
     data_files=_share_files(),
     install_requires=['setuptools'],
+    # --ray for scenarios, sweeps and replays (docs/system.md); the same pin as
+    # requirements-ray.txt (a unit test compares them).
+    extras_require={'ray': ['ray==2.60.0']},
     zip_safe=False,
     maintainer='sidewalk_robot maintainers',
     maintainer_email='maintainers@sidewalk-robot.invalid',
@@ -64,7 +70,11 @@ setup(
             'planner_node = sidewalk_robot.planning.planner_node:main',
             'safety_monitor_node = sidewalk_robot.safety_monitor.safety_monitor_node:main',
             'sim_node = sidewalk_robot.simulation.sim_node:main',
+            'health_monitor_node = sidewalk_robot.monitoring.health_monitor_node:main',
             'fault_injector_node = sidewalk_robot.system.fault_injector_node:main',
+            'robot_description_node = sidewalk_robot.robot_description_node:main',
+            'operator_node = sidewalk_robot.operations.operator_node:main',
+            'incident_recorder_node = sidewalk_robot.operations.incident_recorder_node:main',
             'sidewalk-robot = sidewalk_robot.cli:main',
         ],
     },

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from mcap.records import Schema
 
 BAG_FORMAT_VERSION = 9
+ROS_DISTRO = 'kilted'
+"""The distribution the stack runs on (base_typestore's): metadata.yaml's ros_distro."""
 METADATA_FILE = 'metadata.yaml'
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 _INFINITE_NS = 2**63 - 1
@@ -198,7 +200,19 @@ class BagWriter:
             if self._closed:
                 return
             self._closed = True
+            # rosbags writes its own name where rosbag2 names the ROS distribution: in
+            # metadata.yaml and in the MCAP's copy of it, which its storage's close() writes.
+            storage = self._writer.storage
+            close_storage = storage.close
+            storage.close = lambda version, text: close_storage(version, _with_ros_distro(text))
             self._writer.close()
+            metadata = self.path / METADATA_FILE
+            metadata.write_text(_with_ros_distro(metadata.read_text(encoding='utf-8')),
+                                encoding='utf-8')
+
+
+def _with_ros_distro(metadata: str) -> str:
+    return metadata.replace('ros_distro: rosbags', f'ros_distro: {ROS_DISTRO}')
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,13 +18,14 @@ from pathlib import Path
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 from rclpy.topic_endpoint_info import TopicEndpointInfo
 
 from sidewalk_robot.replay.bag_io import (DEFAULT_FLUSH_INTERVAL_S, BagError, BagWriter,
                                           qos_from_policies)
-from sidewalk_robot.replay.samples import message_class
+from sidewalk_robot.replay.samples import leading_stamp_ns, message_class
 
 RECORDER_DEPTH = 100
 """Subscription queue per topic: deep enough that a busy executor does not drop bursts."""
@@ -32,6 +34,14 @@ EXCLUDED_BY_DEFAULT = ('/parameter_events',)
 """Topics discovery skips (parameter chatter), as ``ros2 bag record --all`` users usually do."""
 
 _MAX_PENDING_MESSAGES = 10_000
+
+STAMP_MISMATCH_S = 1.0
+"""Header stamps further than this from bag time, for this long on end, get a warning: replay,
+which plays on bag time and judges by stamps, would drop those messages as stale or from the
+future. A backlog the recorder works off within the time is no clock problem."""
+
+CLOCK_DISCOVERY_S = 3.0
+"""How long ``sidewalk-robot record`` looks for a /clock publisher before choosing its clock."""
 
 
 def subscription_qos(publishers: Sequence[TopicEndpointInfo]) -> QoSProfile:
@@ -74,20 +84,23 @@ class BagRecorder:
     ``output_dir`` becomes the bag folder (``<output_dir>/<name>.mcap`` + metadata.yaml); it
     must not exist or be empty. Timestamps come from ``clock`` (default: the node's clock, so
     they are simulated time when the node uses ``use_sim_time``); messages that arrive before
-    a simulated clock has started are held and written with its first time.
+    a simulated clock has started are held and written with its first time. ``writer``
+    replaces the bag with anything that has BagWriter's methods (the scenario runs' in-memory
+    ``system.evidence.RecentMessages``).
     """
 
     def __init__(self, node: Node, output_dir: Path, topics: Sequence[str] | None = None, *,
                  discovery_period_s: float = 0.5,
                  flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
                  exclude: Sequence[str] = EXCLUDED_BY_DEFAULT,
-                 clock: Clock | None = None, compress: bool = True) -> None:
+                 clock: Clock | None = None, compress: bool = True,
+                 writer: BagWriter | None = None) -> None:
         self._node = node
         self.bag_path = Path(output_dir)
         if self.bag_path.is_dir() and not any(self.bag_path.iterdir()):
             self.bag_path.rmdir()
-        self._writer = BagWriter(self.bag_path, compress=compress,
-                                 flush_interval_s=flush_interval_s)
+        self._writer = writer or BagWriter(self.bag_path, compress=compress,
+                                           flush_interval_s=flush_interval_s)
         self._wanted = None if topics is None else tuple(dict.fromkeys(topics))
         self._exclude = set(exclude)
         self._clock = clock or node.get_clock()
@@ -95,6 +108,8 @@ class BagRecorder:
         self._pending: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._stamps_reported: set[str] = set()
+        self._stamps_off_since: dict[str, int] = {}
         self.problems: list[str] = []
         # Wall-clock timers: with use_sim_time, a simulator that stops must not stop discovery
         # or leave received messages unflushed.
@@ -186,9 +201,28 @@ class BagRecorder:
                 self._pending.append((topic, data))  # simulated clock not started yet
                 return
             pending, self._pending = self._pending, []
+            msgtype = self._recorded[topic].msgtype if topic in self._recorded else ''
         for held_topic, held_data in pending:
             self._writer.write(held_topic, stamp, held_data)
         self._writer.write(topic, stamp, data)
+        self._check_stamp(topic, msgtype, data, stamp)
+
+    def _check_stamp(self, topic: str, msgtype: str, data: bytes, bag_time_ns: int) -> None:
+        """Warn once per topic when header stamps and bag time stay on different clocks."""
+        header_ns = leading_stamp_ns(data, msgtype)
+        if not header_ns or topic in self._stamps_reported:
+            return
+        offset_s = (header_ns - bag_time_ns) * 1e-9
+        if abs(offset_s) <= STAMP_MISMATCH_S:
+            self._stamps_off_since.pop(topic, None)
+            return
+        since = self._stamps_off_since.setdefault(topic, bag_time_ns)
+        if (bag_time_ns - since) * 1e-9 < STAMP_MISMATCH_S:
+            return
+        self._stamps_reported.add(topic)
+        self._report(f'{topic}: header stamps {offset_s:+.1f} s off the bag time (another '
+                     f'clock, e.g. a simulator recorded without its /clock, or the recorder '
+                     f'behind): a replay would drop them')
 
     def _report(self, problem: str) -> None:
         self.problems.append(problem)
@@ -242,25 +276,39 @@ def _close_if_alive(reference: weakref.ref) -> None:
         recorder.close()
 
 
+def follows_simulated_clock(node: Node, spin_once: Callable[[], None], forced: bool,
+                            discovery_s: float = CLOCK_DISCOVERY_S) -> bool:
+    """Whether to timestamp with /clock: when asked to, or when a /clock publisher appears
+    within ``discovery_s`` (a simulator is running). Switches ``node`` to that clock."""
+    deadline = time.monotonic() + discovery_s
+    while not forced and time.monotonic() < deadline and node.count_publishers('/clock') == 0:
+        spin_once()
+    simulated = forced or node.count_publishers('/clock') > 0
+    if simulated:
+        node.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, True)])
+    return simulated
+
+
 def record_until_stopped(output_dir: Path, topics: Sequence[str] | None, *,
                          use_sim_time: bool, duration_s: float | None) -> int:
-    """Body of ``sidewalk-robot record``: record until Ctrl-C / SIGTERM / duration, finalise."""
+    """Body of ``sidewalk-robot record``: record until Ctrl-C / SIGTERM / duration, finalise.
+
+    Bag time follows /clock when ``use_sim_time`` or when a /clock publisher is found."""
     import signal
     import sys
-    import time
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.parameter import Parameter
 
     rclpy.init(args=[])
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    node = Node('bag_recorder', parameter_overrides=[
-        Parameter('use_sim_time', Parameter.Type.BOOL, use_sim_time)])
+    node = Node('bag_recorder')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    if follows_simulated_clock(node, lambda: executor.spin_once(timeout_sec=0.05), use_sim_time):
+        print('timestamping with /clock (simulated time)', flush=True)
     try:
         recorder = BagRecorder(node, output_dir, topics)
     except BagError as error:

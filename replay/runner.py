@@ -1,10 +1,14 @@
 """Replay bags through the real nodes started as processes, evaluate, and write the reports.
 
-One bag at a time, each with a fresh stack (perception, planner, safety monitor on simulated
-time), so state such as a latched e-stop never leaks from one bag into the next:
-inspect the bag -> start the nodes -> wait until they and the output recorder are connected ->
-play the sensor topics with /clock -> stop -> evaluate -> result.jsonl, summary.json,
+inspect every bag -> start the nodes -> wait until they and the output recorder are connected
+-> play the sensor topics with /clock -> stop -> evaluate -> result.jsonl, summary.json,
 timeline.png per bag; summary.json and junit.xml for the run.
+
+In lockstep (the default, lockstep_session.py) the player and the nodes take turns, so every
+run gives the same answer; the nodes start once for all bags and reset between them (a new
+lockstep episode). Realtime (``ReplayOptions.lockstep`` False, ``--realtime``) paces the bag
+against the wall clock with a fresh stack per bag, so state such as a latched e-stop never
+leaks from one bag into the next.
 """
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sidewalk_robot import share_directory
@@ -27,8 +32,9 @@ from sidewalk_robot.replay.criteria import ReplayCriteria, find_criteria, load_c
 from sidewalk_robot.replay.evaluation import Evaluation, evaluate
 from sidewalk_robot.replay.inspection import (PLAYED_TOPICS, BagInspection, inspect_bag,
                                               load_record)
-from sidewalk_robot.replay.report import (write_bag_report, write_comparison, write_junit,
-                                          write_run_summary)
+from sidewalk_robot.replay.report import (bag_evidence, write_bag_report, write_bag_summary,
+                                          write_comparison, write_junit, write_run_summary)
+from sidewalk_robot.system.parallel import Parallelism, relocated_path, run_tasks
 
 EXIT_PASSED, EXIT_CRITERION_FAILED, EXIT_NOT_REPLAYED = 0, 1, 2
 
@@ -52,12 +58,13 @@ MODEL_PARAMETER = 'model_dir'
 """perception_node's parameter naming the model folder (model.pt + card.json)."""
 
 OUTPUT_TOPICS = ('/perception/obstacle_grid', '/perception/pedestrian_grid', '/cmd_vel_nav',
-                 '/cmd_vel', '/safety/state', '/planning/path')
+                 '/cmd_vel', '/safety/state', '/planning/path', '/diagnostics')
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
     rate: float = 1.0
+    """Realtime only: recorded seconds per wall second."""
     model: Path | None = None
     params: Path | None = None
     criteria: Path | None = None
@@ -65,6 +72,14 @@ class ReplayOptions:
     nodes: tuple[str, ...] = tuple(node.name for node in STACK)
     tail_s: float = 1.0
     clock_period_s: float = 0.01
+    """Realtime: the /clock tick between messages; lockstep: the grid of the steps."""
+    lockstep: bool = True
+    latencies: tuple[tuple[str, float], ...] = ()
+    """Lockstep: declared latencies [s] by node name, instead of lockstep.DECLARED_LATENCY_S."""
+    measured_latency: bool = False
+    """Lockstep: outputs take effect after each step's measured compute time instead."""
+    lockstep_timeout_s: float = 60.0
+    """Lockstep: wall seconds a step may wait for a node before the bag is given up."""
 
 
 @dataclass
@@ -299,23 +314,248 @@ def _safe_name(bag: Path) -> str:
     return ''.join(c if c.isalnum() or c in '._-' else '_' for c in name)
 
 
+# ------------------------------------------------------------------------ lockstep
+
+def _replay_in_lockstep(bags: Sequence[Path], inspections: Sequence[BagInspection],
+                        output_dir: Path, options: ReplayOptions, criteria: ReplayCriteria,
+                        context, *, announce: bool = True) -> list[BagOutcome]:
+    """Every usable bag in lockstep, the nodes started once for as many bags as they can
+    take (lockstep_session.py); the others skipped with their reason."""
+    from sidewalk_robot.lockstep import LockstepError
+    from sidewalk_robot.replay.lockstep_session import (LockstepSession, copy_log_parts,
+                                                        log_marks)
+    from sidewalk_robot.ros_env import loopback_environment
+
+    nodes = [node for node in STACK if node.name in options.nodes]
+    names = [node.name for node in nodes]
+    outputs = [topic for topic in OUTPUT_TOPICS
+               if topic == '/diagnostics' or any(topic in n.produces for n in nodes)]
+    outcomes: list[BagOutcome] = []
+    session: LockstepSession | None = None
+    with tempfile.TemporaryDirectory(prefix='sidewalk-robot-lockstep-') as scratch:
+        log_dir = Path(scratch) / 'logs'
+        try:
+            for bag, inspection in zip(bags, inspections):
+                if not inspection.usable:
+                    outcomes.append(_skipped(bag, inspection))
+                    continue
+                if announce:
+                    print(f'replaying {bag} (lockstep) ...', flush=True)
+                report_dir = output_dir / _safe_name(bag)
+                if report_dir.exists():
+                    shutil.rmtree(report_dir)
+                report_dir.mkdir(parents=True)
+                if session is not None and not (session.reusable()
+                                                and _fits(inspection, session.played)):
+                    session.close()
+                    session = None
+                marks = log_marks(log_dir, names)
+                try:
+                    if session is None:
+                        marks = {name: 0 for name in names}
+                        later = inspections[len(outcomes):]
+                        session = LockstepSession(context, nodes, options,
+                                                  _played_topics(later), log_dir,
+                                                  loopback_environment(), outputs)
+                        session.start()
+                    with _bag_messages(bag, inspection) as messages:
+                        log, samples, statistics = session.play(messages,
+                                                                report_dir / 'outputs')
+                except (StackError, LockstepError, BagError) as error:
+                    if session is not None:
+                        session.close()
+                        session = None
+                    copy_log_parts(log_dir, marks, report_dir / 'logs')
+                    outcome = BagOutcome(bag, 'skipped', str(error), inspection=inspection,
+                                         report_dir=report_dir, warnings=inspection.warnings)
+                    outcomes.append(outcome)
+                    if announce:
+                        print(_outcome_line(outcome), flush=True)
+                    continue
+                time.sleep(0.2)  # the nodes' last log lines of this bag
+                copy_log_parts(log_dir, marks, report_dir / 'logs')
+                outcome = _evaluate_lockstep_bag(bag, inspection, report_dir, log, samples,
+                                                 statistics, session, criteria, names)
+                outcomes.append(outcome)
+                if announce:
+                    print(_outcome_line(outcome), flush=True)
+        finally:
+            if session is not None:
+                session.close()
+    return outcomes
+
+
+def _played_topics(inspections: Sequence[BagInspection]) -> dict[str, tuple[str, object]]:
+    """What the player publishes for the first of these bags and those after it whose
+    topics have the same types (a bag with another type for a topic gets nodes of its own)."""
+    from sidewalk_robot.ros_common import LATCHED_QOS, SENSOR_QOS
+
+    profiles = {'sensor': SENSOR_QOS, 'latched': LATCHED_QOS}
+    played: dict[str, tuple[str, object]] = {}
+    for inspection in inspections:
+        if inspection.usable and _fits(inspection, played):
+            for topic, msgtype in inspection.played_topics.items():
+                played.setdefault(topic, (msgtype, profiles[PLAYED_TOPICS[topic]]))
+    return played
+
+
+def _fits(inspection: BagInspection, played: dict[str, tuple[str, object]]) -> bool:
+    return all(played.get(topic, (msgtype,))[0] == msgtype
+               for topic, msgtype in inspection.played_topics.items())
+
+
+@contextmanager
+def _bag_messages(bag: Path, inspection: BagInspection) -> Iterator[Iterator[tuple]]:
+    reader = open_reader(bag)
+    try:
+        yield ((connection.topic, timestamp, data) for connection, timestamp, data
+               in iter_messages(reader, list(inspection.played_topics)))
+    finally:
+        reader.close()
+
+
+def _evaluate_lockstep_bag(bag: Path, inspection: BagInspection, report_dir: Path, log,
+                           samples, statistics, session, criteria: ReplayCriteria,
+                           names: Sequence[str]) -> BagOutcome:
+    from sidewalk_robot.lockstep import slow_node_notes
+
+    died = {name: code for name, code in session.stack.dead().items() if name in names}
+    (report_dir / 'playback.json').write_text(json.dumps(log.to_json()), encoding='utf-8')
+    (report_dir / 'lockstep.json').write_text(json.dumps({
+        'declared_latency_s': {name: session.latencies[name] for name in names},
+        'measured_latency': session.options.measured_latency,
+        'grid_s': session.options.clock_period_s,
+        'steps': len(log.clock), 'episode': session.episodes,
+        'wall_s': round(log.wall_duration_s, 3),
+        'compute': statistics}, indent=2), encoding='utf-8')
+    with (report_dir / 'compute_times.jsonl').open('w', encoding='utf-8') as stream:
+        for sample in samples:
+            stream.write(json.dumps(sample.as_json()) + '\n')
+    record = load_record(bag, report_dir / 'outputs', log, criteria)
+    record.notes += inspection.warnings + slow_node_notes(statistics)
+    for name, code in died.items():
+        tail = (report_dir / 'logs' / f'{name}.log').read_text(errors='replace')[-600:]
+        record.notes.append(f'{name} exited with status {code} during the replay; '
+                            f'log: {tail!r}')
+    evaluation = evaluate(record, criteria, running_nodes=tuple(names),
+                          crashed_nodes=tuple(died))
+    write_bag_report(report_dir, evaluation, record)
+    return BagOutcome(bag, 'passed' if evaluation.passed else 'failed', '',
+                      evaluation=evaluation, inspection=inspection, report_dir=report_dir,
+                      warnings=inspection.warnings)
+
+
 # ------------------------------------------------------------------------ whole runs
 
 def replay_bags(bags: Sequence[Path], output_dir: Path, options: ReplayOptions,
-                criteria: ReplayCriteria) -> list[BagOutcome]:
+                criteria: ReplayCriteria, parallelism: Parallelism = Parallelism()
+                ) -> list[BagOutcome]:
     """Every bag is inspected before ROS starts, so a bad bag is refused in seconds, before
-    any node runs."""
+    any node runs. One bag after the other in this process (one ROS domain for all), or side
+    by side as ``parallelism`` says (each replay in its own process and domain)."""
     inspections = [inspect_bag(bag, criteria) for bag in bags]
+    if not parallelism.in_process:
+        return _replay_side_by_side(bags, inspections, output_dir, options, criteria,
+                                    parallelism)
     with _ros_context(needed=any(inspection.usable for inspection in inspections)) as context:
+        if options.lockstep:
+            return _replay_in_lockstep(bags, inspections, output_dir, options, criteria,
+                                       context)
         outcomes = []
         for bag, inspection in zip(bags, inspections):
             print(f'replaying {bag} ...', flush=True)
             outcome = (replay_bag(bag, output_dir, options, criteria, context, inspection)
                        if inspection.usable else _skipped(bag, inspection))
-            print(f'  {outcome.status}{": " + outcome.reason if outcome.reason else ""}',
-                  flush=True)
+            print(_outcome_line(outcome), flush=True)
             outcomes.append(outcome)
         return outcomes
+
+
+def _outcome_line(outcome: BagOutcome) -> str:
+    line = f'  {outcome.bag}: {outcome.status}{": " + outcome.reason if outcome.reason else ""}'
+    if outcome.status != 'passed' and outcome.report_dir is not None:
+        kept = ', '.join(kind for kind in bag_evidence(outcome, outcome.report_dir)
+                         if kind != 'bag')
+        line += f'\n  evidence in {outcome.report_dir}: {kept or "nothing"}'
+    return line
+
+
+@dataclass(frozen=True)
+class ReplayTask:
+    """One bag's replay as it travels to a worker process or a Ray node."""
+    bag: Path
+    options: ReplayOptions
+    criteria: ReplayCriteria
+    bag_files: dict[str, bytes] | None = None
+    """The bag folder's files when the bag travels with the task (Ray without shared
+    storage); None: ``bag`` is readable where the task runs."""
+
+
+def execute_replay_task(task: ReplayTask, output_root: Path) -> BagOutcome:
+    """Replay one bag in this process's own ROS domain (claimed on first use)."""
+    from sidewalk_robot.ros_env import confine_this_run
+
+    confine_this_run()
+    with tempfile.TemporaryDirectory(prefix='sidewalk-robot-bag-') as scratch:
+        bag = task.bag
+        if task.bag_files is not None:
+            bag = Path(scratch) / task.bag.name
+            for relative, content in task.bag_files.items():
+                (Path(scratch) / relative).parent.mkdir(parents=True, exist_ok=True)
+                (Path(scratch) / relative).write_bytes(content)
+        inspection = inspect_bag(bag, task.criteria)
+        with _ros_context(needed=inspection.usable) as context:
+            if not inspection.usable:
+                outcome = _skipped(bag, inspection)
+            elif task.options.lockstep:
+                outcome, = _replay_in_lockstep([bag], [inspection], output_root, task.options,
+                                               task.criteria, context, announce=False)
+            else:
+                outcome = replay_bag(bag, output_root, task.options, task.criteria, context,
+                                     inspection)
+    if outcome.evaluation is not None and bag != task.bag:
+        outcome.evaluation.bag = str(task.bag)  # the copy is gone: name the bag itself
+        write_bag_summary(outcome.report_dir, outcome.evaluation)
+    return replace(outcome, bag=task.bag, inspection=None)
+
+
+def _replay_side_by_side(bags: Sequence[Path], inspections: Sequence[BagInspection],
+                         output_dir: Path, options: ReplayOptions, criteria: ReplayCriteria,
+                         parallelism: Parallelism) -> list[BagOutcome]:
+    carry_bags = parallelism.ray_address is not None and not parallelism.shared_storage
+    # Workers may run elsewhere (Ray): every path they get must stand on its own.
+    options = replace(options,
+                      model=options.model.resolve() if options.model is not None else None,
+                      params=options.params.resolve() if options.params is not None else None)
+    usable = [index for index, inspection in enumerate(inspections) if inspection.usable]
+    tasks = [ReplayTask(bags[index].resolve(), options, criteria,
+                        _bag_files(bags[index]) if carry_bags else None) for index in usable]
+
+    def lost(task: ReplayTask, why: str) -> BagOutcome:
+        return BagOutcome(task.bag, 'skipped', why)
+
+    def relocate(outcome: BagOutcome, scratch: Path, root: Path) -> BagOutcome:
+        if outcome.report_dir is None:
+            return outcome
+        return replace(outcome, report_dir=relocated_path(outcome.report_dir, scratch, root))
+
+    replayed = run_tasks(execute_replay_task, tasks, output_dir, parallelism, failed=lost,
+                         relocate=relocate,
+                         done_line=lambda _index, outcome: _outcome_line(outcome))
+    outcomes = [_skipped(bag, inspection) for bag, inspection in zip(bags, inspections)]
+    for index, outcome in zip(usable, replayed):
+        outcomes[index] = replace(outcome, bag=bags[index], inspection=inspections[index])
+    return outcomes
+
+
+def _bag_files(bag: Path) -> dict[str, bytes]:
+    """A bag (folder or single file) for a task that carries it: its files by their paths
+    relative to the bag's parent folder."""
+    bag = bag.resolve()
+    if bag.is_file():
+        return {bag.name: bag.read_bytes()}
+    return {path.relative_to(bag.parent).as_posix(): path.read_bytes()
+            for path in sorted(bag.rglob('*')) if path.is_file()}
 
 
 @contextmanager
@@ -345,7 +585,8 @@ def exit_status(outcomes: Sequence[BagOutcome]) -> int:
 
 
 def run_replay_command(bags: Sequence[Path], output_dir: Path, options: ReplayOptions,
-                       compare: Sequence[Path] | None = None) -> int:
+                       compare: Sequence[Path] | None = None,
+                       parallelism: Parallelism = Parallelism()) -> int:
     """``sidewalk-robot replay``: all bags (twice with --compare), reports, exit status."""
     from sidewalk_robot.ros_env import confine_this_run
 
@@ -365,7 +606,7 @@ def run_replay_command(bags: Sequence[Path], output_dir: Path, options: ReplayOp
     output_dir.mkdir(parents=True, exist_ok=True)
     print(f'criteria: {criteria_path or "defaults"}; reports in {output_dir}')
     if not compare:
-        outcomes = replay_bags(bags, output_dir, options, criteria)
+        outcomes = replay_bags(bags, output_dir, options, criteria, parallelism)
         write_run_summary(output_dir, outcomes, criteria_path)
         write_junit(output_dir / 'junit.xml', outcomes)
         _print_outcomes(outcomes)
@@ -373,7 +614,8 @@ def run_replay_command(bags: Sequence[Path], output_dir: Path, options: ReplayOp
     variants = {}
     for label, variant in zip('AB', compare):
         variant_options = _variant_options(options, variant)
-        outcomes = replay_bags(bags, output_dir / label, variant_options, criteria)
+        outcomes = replay_bags(bags, output_dir / label, variant_options, criteria,
+                               parallelism)
         write_run_summary(output_dir / label, outcomes, criteria_path)
         write_junit(output_dir / label / 'junit.xml', outcomes, suite_prefix=f'{label}:')
         variants[f'{label} ({variant.name})'] = outcomes

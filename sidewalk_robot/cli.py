@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     'sidewalk_robot.perception.cli',
     'sidewalk_robot.replay.cli',
     'sidewalk_robot.system.cli',
+    'sidewalk_robot.operations.cli',
 )
 
 

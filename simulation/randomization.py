@@ -35,13 +35,17 @@ class RandomizationConfig:
     sky_jitter: float = describe(0.1, 'change of the sky colour channels (+-)', min=0.0, max=1.0)
     ground_recolor_probability: float = describe(
         0.0, 'chance that a ground model (lawn, road, sidewalk, curb) gets a new colour drawn'
-        ' from ground_saturation and ground_value at any hue, hedge greens included, so that a '
+        ' from recolor_saturation and recolor_value at any hue, hedge greens included, so that a '
         'network trained on such scenes must tell ground from obstacle by geometry and context '
         '(0: only color_jitter)', min=0.0, max=1.0)
-    ground_saturation: tuple[float, ...] = describe((0.0, 0.8),
-                                                    'saturation range of a new ground colour')
-    ground_value: tuple[float, ...] = describe(
-        (0.15, 0.9), 'brightness (HSV value) range of a new ground colour')
+    obstacle_recolor_probability: float = describe(
+        0.0, 'chance that a static obstacle model (hedge, bin, bench, house, ...) gets new '
+        'colours, one per part, drawn like the ground\'s, so that no kind of obstacle keeps its '
+        'world colour (0: only color_jitter)', min=0.0, max=1.0)
+    recolor_saturation: tuple[float, ...] = describe(
+        (0.0, 0.8), 'saturation range of a new ground or obstacle colour')
+    recolor_value: tuple[float, ...] = describe(
+        (0.15, 0.9), 'brightness (HSV value) range of a new ground or obstacle colour')
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,10 @@ def randomize_style(world: World, config: RandomizationConfig,
                        sky=tuple(float(v) for v in sky))
 
 
-def random_ground_color(config: RandomizationConfig, rng: np.random.Generator) -> np.ndarray:
+def random_color(config: RandomizationConfig, rng: np.random.Generator) -> np.ndarray:
     """RGB in [0, 1] of any hue, with saturation and value drawn from the config's ranges."""
     hue = rng.uniform(0.0, 6.0)
-    saturation, value = _uniform(rng, config.ground_saturation), _uniform(rng, config.ground_value)
+    saturation, value = _uniform(rng, config.recolor_saturation), _uniform(rng, config.recolor_value)
     # HSV to RGB: each channel's distance from the hue on the colour wheel sets how much of the
     # saturation it loses.
     distance = np.abs((hue - np.array([0.0, 2.0, 4.0]) + 3.0) % 6.0 - 3.0)
@@ -96,8 +100,8 @@ def random_ground_color(config: RandomizationConfig, rng: np.random.Generator) -
 
 
 def randomize_world(world: World, config: RandomizationConfig, rng: np.random.Generator) -> World:
-    """Colours of every body (ground models sometimes wholly new ones); position and size of
-    each static obstacle model as a whole."""
+    """Colours of every body (ground and obstacle models sometimes wholly new ones); position and
+    size of each static obstacle model as a whole."""
     by_model: dict[str, list[StaticBody]] = defaultdict(list)
     for body in world.bodies:
         by_model[body.model].append(body)
@@ -108,12 +112,17 @@ def randomize_world(world: World, config: RandomizationConfig, rng: np.random.Ge
         scale = _uniform(rng, config.obstacle_scale) if movable else 1.0
         centre = np.mean([[b.pose.x, b.pose.y] for b in members], axis=0)
         # Drawn only when enabled, so that scenes of the default config keep their seeds' colours.
-        new_ground_color = (random_ground_color(config, rng)
+        new_ground_color = (random_color(config, rng)
                             if config.ground_recolor_probability > 0
                             and all(b.semantic.is_ground for b in members)
                             and rng.random() < config.ground_recolor_probability else None)
+        recolor_parts = (movable and config.obstacle_recolor_probability > 0
+                         and rng.random() < config.obstacle_recolor_probability)
         for body in members:
-            base = np.array(body.color[:3]) if new_ground_color is None else new_ground_color
+            if recolor_parts:
+                base = random_color(config, rng)
+            else:
+                base = np.array(body.color[:3]) if new_ground_color is None else new_ground_color
             jitter = 1.0 + rng.uniform(-1, 1, 3) * config.color_jitter
             color = tuple(float(v) for v in np.clip(base * jitter, 0, 1))
             pose, geometry = body.pose, body.geometry

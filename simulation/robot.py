@@ -1,7 +1,10 @@
 """The robot as the headless simulator sees it, read from worlds/models/<name>/model.sdf.
 
-Body: the bounding box of all collision geometries in base_link (wheels included). Sensors:
-the camera, gpu_lidar (or lidar) and imu sensor blocks. Drive: the gz-sim DiffDrive plugin.
+Poses are in the model frame: base_footprint, the centre of the footprint on the ground (REP
+105). Body: the bounding box of all collision geometries (wheels included). Sensors: the camera,
+gpu_lidar (or lidar) and imu sensor blocks, each with the ``gz_frame_id`` its data is stamped
+with. Drive: the gz-sim DiffDrive plugin. ``sidewalk_robot.description`` builds the frame tree
+and the URDF from this.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sidewalk_robot.simulation.sdf import Pose3, SdfDocument
+from sidewalk_robot.simulation.sdf import Geometry, Pose3, SdfDocument
+from sidewalk_robot.simulation.semantics import SDF_NAMESPACE
 from sidewalk_robot.simulation.world import model_directory
 
 DEFAULT_ROBOT = 'delivery_robot'
@@ -23,7 +27,12 @@ DIFF_DRIVE_PLUGIN = 'gz::sim::systems::DiffDrive'
 class CameraSpec:
     name: str
     pose: Pose3
-    """Sensor pose in base_link (x forward; positive pitch looks down)."""
+    """Pose of the mount frame in the model frame (x forward; positive pitch looks down)."""
+    frame_id: str
+    """``gz_frame_id``: the optical frame images and camera info are stamped with."""
+    mount_frame: str
+    """``sr:mount_frame``: the frame the sensor pose gives (x forward, as Gazebo poses cameras);
+    the optical frame is fixed below it (z forward, x right, y down)."""
     width: int
     height: int
     horizontal_fov: float
@@ -52,6 +61,8 @@ class CameraSpec:
 class LidarSpec:
     name: str
     pose: Pose3
+    """In the model frame; also the pose of ``frame_id``."""
+    frame_id: str
     samples: int
     angle_min: float
     angle_max: float
@@ -73,6 +84,7 @@ class LidarSpec:
 class ImuSpec:
     name: str
     pose: Pose3
+    frame_id: str
     update_rate: float
     topic: str
 
@@ -92,9 +104,21 @@ class DriveSpec:
     min_angular_acceleration: float
     cmd_topic: str
     odom_topic: str
+    tf_topic: str
+    """gz topic of the odom -> base_frame transform (gz.msgs.Pose_V)."""
     odom_frame: str
     base_frame: str
+    """The odometry child frame: the model frame, on the ground (base_footprint)."""
     odom_rate: float
+
+
+@dataclass(frozen=True)
+class VisualSpec:
+    """One visual of the model (for the URDF), posed in the model frame."""
+    name: str
+    geometry: Geometry
+    pose: Pose3
+    color: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -103,11 +127,16 @@ class RobotModel:
     path: Path
     body_min: tuple[float, float, float]
     body_max: tuple[float, float, float]
-    """Bounding box of the collisions in base_link [m]."""
+    """Bounding box of the collisions in the model frame [m]."""
     camera: CameraSpec
     lidar: LidarSpec
     imu: ImuSpec
     drive: DriveSpec
+    base_link: str
+    """Name of the model's first link, the robot's body frame."""
+    base_link_pose: Pose3
+    """Pose of ``base_link`` in the model frame."""
+    visuals: tuple[VisualSpec, ...]
 
     @property
     def footprint(self) -> tuple[float, float]:
@@ -126,10 +155,18 @@ def load_robot_model(name_or_path: str | Path = DEFAULT_ROBOT) -> RobotModel:
     if model is None:
         raise document.error('model', 'the robot file must contain a <model>')
     model_pose = document.pose(model)
+    links = model.findall('link')
+    if not links:
+        raise document.error('link', f'robot model {model.get("name")!r} has no link')
     corners: list[np.ndarray] = []
     sensors: dict[str, tuple[ElementTree.Element, Pose3]] = {}
-    for link in model.findall('link'):
+    visuals: list[VisualSpec] = []
+    for link in links:
         link_pose = model_pose.compose(document.pose(link))
+        for visual in link.findall('visual'):
+            visuals.append(VisualSpec(
+                f'{link.get("name", "")}/{visual.get("name", "")}', document.geometry(visual),
+                link_pose.compose(document.pose(visual)), document.color(visual)))
         for collision in link.findall('collision'):
             geometry = document.geometry(collision)
             pose = link_pose.compose(document.pose(collision)).matrix()
@@ -142,12 +179,15 @@ def load_robot_model(name_or_path: str | Path = DEFAULT_ROBOT) -> RobotModel:
     if not corners:
         raise document.error('collision', f'robot model {model.get("name")!r} has no collisions')
     points = np.vstack(corners)
+    name = model.get('name', path.parent.name)
     return RobotModel(
-        name=model.get('name', path.parent.name), path=path,
+        name=name, path=path,
         body_min=tuple(float(v) for v in points.min(axis=0)),
         body_max=tuple(float(v) for v in points.max(axis=0)),
         camera=_camera(document, sensors), lidar=_lidar(document, sensors),
-        imu=_imu(document, sensors), drive=_drive(document, model))
+        imu=_imu(document, sensors), drive=_drive(document, model, name),
+        base_link=links[0].get('name', ''),
+        base_link_pose=model_pose.compose(document.pose(links[0])), visuals=tuple(visuals))
 
 
 def _sensor(document: SdfDocument, sensors: dict, *types: str) -> tuple[ElementTree.Element, Pose3]:
@@ -155,6 +195,12 @@ def _sensor(document: SdfDocument, sensors: dict, *types: str) -> tuple[ElementT
         if sensor_type in sensors:
             return sensors[sensor_type]
     raise document.error('sensor', f'the robot needs a sensor of type {" or ".join(types)}')
+
+
+def _frame_id(document: SdfDocument, sensor: ElementTree.Element) -> str:
+    """The frame the sensor's data is stamped with; without it Gazebo would stamp its scoped
+    sensor name (model::link::sensor), a frame no node knows."""
+    return document.text(sensor, 'gz_frame_id')
 
 
 def _noise_stddev(document: SdfDocument, parent: ElementTree.Element) -> float:
@@ -173,7 +219,8 @@ def _camera(document: SdfDocument, sensors: dict) -> CameraSpec:
     if image is None:
         raise document.error(camera, 'camera without <image>')
     return CameraSpec(
-        name=sensor.get('name', 'camera'), pose=pose,
+        name=sensor.get('name', 'camera'), pose=pose, frame_id=_frame_id(document, sensor),
+        mount_frame=document.text(sensor, f'{{{SDF_NAMESPACE}}}mount_frame'),
         width=int(document.number(image, 'width')), height=int(document.number(image, 'height')),
         horizontal_fov=document.number(camera, 'horizontal_fov'),
         update_rate=document.number(sensor, 'update_rate'), topic=document.text(sensor, 'topic'),
@@ -194,7 +241,7 @@ def _lidar(document: SdfDocument, sensors: dict) -> LidarSpec:
     if horizontal is None or range_element is None:
         raise document.error(lidar, 'lidar without <scan><horizontal> and <range>')
     return LidarSpec(
-        name=sensor.get('name', 'lidar'), pose=pose,
+        name=sensor.get('name', 'lidar'), pose=pose, frame_id=_frame_id(document, sensor),
         samples=int(document.number(horizontal, 'samples')),
         angle_min=document.number(horizontal, 'min_angle'),
         angle_max=document.number(horizontal, 'max_angle'),
@@ -206,12 +253,12 @@ def _lidar(document: SdfDocument, sensors: dict) -> LidarSpec:
 
 def _imu(document: SdfDocument, sensors: dict) -> ImuSpec:
     sensor, pose = _sensor(document, sensors, 'imu')
-    return ImuSpec(name=sensor.get('name', 'imu'), pose=pose,
+    return ImuSpec(name=sensor.get('name', 'imu'), pose=pose, frame_id=_frame_id(document, sensor),
                    update_rate=document.number(sensor, 'update_rate'),
                    topic=document.text(sensor, 'topic'))
 
 
-def _drive(document: SdfDocument, model: ElementTree.Element) -> DriveSpec:
+def _drive(document: SdfDocument, model: ElementTree.Element, model_name: str) -> DriveSpec:
     plugin = next((p for p in model.findall('plugin') if p.get('name') == DIFF_DRIVE_PLUGIN), None)
     if plugin is None:
         raise document.error('plugin', f'the robot needs the {DIFF_DRIVE_PLUGIN} plugin')
@@ -234,6 +281,7 @@ def _drive(document: SdfDocument, model: ElementTree.Element) -> DriveSpec:
                                                  -max_angular_acceleration),
         cmd_topic=document.text(plugin, 'topic', 'cmd_vel'),
         odom_topic=document.text(plugin, 'odom_topic', 'odom'),
+        tf_topic=document.text(plugin, 'tf_topic', f'/model/{model_name}/tf'),
         odom_frame=document.text(plugin, 'frame_id', 'odom'),
         base_frame=document.text(plugin, 'child_frame_id', 'base_link'),
         odom_rate=document.number(plugin, 'odom_publish_frequency', 50.0))

@@ -6,6 +6,7 @@ world: sidewalk_straight
 seed: 3
 start: {x: 0.0, y: 0.0, yaw: 0.0}        # optional override
 goal: {x: 20.0, y: 0.0, yaw: 0.0}        # optional override
+route: [[0.0, 0.0], [20.0, 0.0]]          # optional: waypoints from start to goal (world frame)
 obstacles:
   - {name: pole, shape: cylinder, radius: 0.1, length: 1.5, x: 8.0, y: 0.0, semantic: obstacle}
   - {name: crate, shape: box, size: [0.5, 0.5, 1.0], x: 12.0, y: -0.5, yaw: 0.3}
@@ -49,6 +50,7 @@ class Scenario:
     obstacles: tuple[StaticBody, ...]
     pedestrians: tuple[Actor, ...]
     path: Path | None = None
+    route: tuple[tuple[float, float], ...] | None = None
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -82,7 +84,19 @@ def scenario_from_dict(document: dict[str, Any], source: str = '<scenario>',
                         for i, entry in enumerate(obstacles)),
         pedestrians=tuple(_pedestrian(entry, f'{source}: pedestrians[{i}]')
                           for i, entry in enumerate(pedestrians)),
-        path=path)
+        path=path, route=_route(document.get('route'), f'{source}: route'))
+
+
+def _route(entry: Any, where: str) -> tuple[tuple[float, float], ...] | None:
+    if entry is None:
+        return None
+    try:
+        route = tuple((float(x), float(y)) for x, y in entry)
+    except (TypeError, ValueError) as error:
+        raise ScenarioError(f'{where} must be a list of [x, y] waypoints') from error
+    if len(route) < 2 or not all(math.isfinite(v) for point in route for v in point):
+        raise ScenarioError(f'{where} needs at least two finite [x, y] waypoints')
+    return route
 
 
 def apply_scenario(world: World, scenario: Scenario) -> World:
@@ -98,6 +112,8 @@ def apply_scenario(world: World, scenario: Scenario) -> World:
     route = world.route
     if scenario.start or scenario.goal:
         route = (start[:2], goal[:2]) if len(world.route) <= 2 else world.route
+    if scenario.route is not None:
+        route = scenario.route
     return world.replace(bodies=world.bodies + scenario.obstacles,
                          actors=world.actors + scenario.pedestrians,
                          start_pose=start, goal_pose=goal, route=route)

@@ -1,8 +1,10 @@
 """sim_node: the headless simulator on the topics the Gazebo bridge would publish.
 
-Publishes /clock, /camera/image_raw, /camera/camera_info, /scan, /odom, /imu and ground truth on
-/sim/ground_truth/{robot_pose,obstacles,contacts}; drives the robot from /cmd_vel
-(TwistStamped), stopping the wheels when the newest command is older than cmd_vel_timeout.
+Publishes /clock, camera/image_raw, camera/camera_info, scan, odom, imu, odom -> base_footprint
+on tf (as Gazebo's DiffDrive does) and ground truth on sim/ground_truth/{robot_pose,obstacles,
+contacts}; drives the robot from cmd_vel (TwistStamped), stopping the wheels when the newest
+command is older than cmd_vel_timeout. Topics other than /clock and /diagnostics are relative,
+so the node runs in a namespace; topics and frame names come from the robot's model.sdf.
 """
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan
 from std_msgs.msg import ColorRGBA, String
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, array_to_image, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
                                        stamp_to_seconds)
+from sidewalk_robot.robot_description_node import TF_QOS, odometry_transform
 from sidewalk_robot.ros_params import declare_config
 from sidewalk_robot.simulation.config import SimConfig
 from sidewalk_robot.simulation.headless import HeadlessSimulator, ObstacleTruth
@@ -32,21 +36,17 @@ from sidewalk_robot.simulation.runner import SimRunner, StepOutput
 from sidewalk_robot.simulation.sdf import Pose3
 from sidewalk_robot.simulation.semantics import PALETTE, SemanticClass
 
-CAMERA_FRAME = 'camera_optical_frame'
-LASER_FRAME = 'laser_link'
-IMU_FRAME = 'base_link'
 WORLD_FRAME = 'world'
 TICK_S = 0.005
 """Wall period of the stepping timer; each tick runs the steps that are due."""
 FAST_SLICE_S = 0.02
 """With real_time_factor 0: wall time spent stepping per tick before serving subscriptions."""
-ACCEPTED_COMMAND_FRAMES = ('base_link', '')
-"""A twist is a body-frame velocity; an unstamped frame is taken as base_link."""
 _SHAPE_MARKERS = {'box': Marker.CUBE, 'cylinder': Marker.CYLINDER, 'sphere': Marker.SPHERE}
 
 
 def _ros_topic(gz_topic: str) -> str:
-    return '/' + gz_topic.lstrip('/')
+    """The ROS name of a gz topic of the model: relative, so that a namespace applies."""
+    return gz_topic.strip('/')
 
 
 def _quaternion(yaw: float) -> Quaternion:
@@ -61,6 +61,9 @@ class SimNode(Node):
         self.runner = SimRunner(self.sim)
         robot = self.sim.robot
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        # A twist is a velocity of the body, the same in base_link and base_footprint (they
+        # differ only in height); an unstamped frame is taken as the body's.
+        self.accepted_command_frames = (robot.base_link, robot.drive.base_frame, '')
         self.clock_publisher = self.create_publisher(Clock, '/clock', 10)
         self.image_publisher = self.create_publisher(Image, _ros_topic(robot.camera.topic),
                                                      SENSOR_QOS)
@@ -71,12 +74,13 @@ class SimNode(Node):
         self.odom_publisher = self.create_publisher(OdometryMessage,
                                                     _ros_topic(robot.drive.odom_topic), SENSOR_QOS)
         self.imu_publisher = self.create_publisher(Imu, _ros_topic(robot.imu.topic), SENSOR_QOS)
-        self.pose_publisher = self.create_publisher(PoseStamped, '/sim/ground_truth/robot_pose',
+        self.tf_publisher = self.create_publisher(TFMessage, 'tf', TF_QOS)
+        self.pose_publisher = self.create_publisher(PoseStamped, 'sim/ground_truth/robot_pose',
                                                     reliable)
-        self.obstacle_publisher = self.create_publisher(MarkerArray, '/sim/ground_truth/obstacles',
+        self.obstacle_publisher = self.create_publisher(MarkerArray, 'sim/ground_truth/obstacles',
                                                         reliable)
         self.contact_publisher = self.create_publisher(
-            String, '/sim/ground_truth/contacts',
+            String, 'sim/ground_truth/contacts',
             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(TwistStamped, _ros_topic(robot.drive.cmd_topic), self.on_cmd_vel,
@@ -109,8 +113,9 @@ class SimNode(Node):
             self._reject(f'non-finite /cmd_vel ({linear}, {angular}): wheels stop')
             return
         frame = message.header.frame_id
-        if frame not in ACCEPTED_COMMAND_FRAMES:
-            self._reject(f'/cmd_vel in frame {frame!r}, expected base_link: wheels stop')
+        if frame not in self.accepted_command_frames:
+            self._reject(f'/cmd_vel in frame {frame!r}, expected '
+                         f'{" or ".join(self.accepted_command_frames[:2])}: wheels stop')
             return
         stamp = stamp_to_seconds(message.header.stamp)
         if stamp > 0 and self.sim.time - stamp > self.config.cmd_vel_timeout:
@@ -148,13 +153,16 @@ class SimNode(Node):
         if output.clock:
             self.clock_publisher.publish(Clock(clock=stamp))
         if output.camera is not None:
-            self.image_publisher.publish(array_to_image(output.camera.rgb, stamp, CAMERA_FRAME))
+            self.image_publisher.publish(array_to_image(output.camera.rgb, stamp,
+                                                        self.sim.robot.camera.frame_id))
             self._camera_info.header.stamp = stamp
             self.info_publisher.publish(self._camera_info)
         if output.scan is not None:
             self.scan_publisher.publish(self._scan_message(output.scan, stamp))
         if output.odometry is not None:
-            self.odom_publisher.publish(self._odometry_message(output, stamp))
+            odometry = self._odometry_message(output, stamp)
+            self.odom_publisher.publish(odometry)
+            self.tf_publisher.publish(TFMessage(transforms=[odometry_transform(odometry)]))
         if output.imu is not None:
             self.imu_publisher.publish(self._imu_message(output, stamp))
         if output.ground_truth:
@@ -172,7 +180,7 @@ class SimNode(Node):
                           d=[0.0] * 5, k=[focal, 0.0, cx, 0.0, focal, cy, 0.0, 0.0, 1.0],
                           r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                           p=[focal, 0.0, cx, 0.0, 0.0, focal, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
-        info.header.frame_id = CAMERA_FRAME
+        info.header.frame_id = camera.frame_id
         return info
 
     def _scan_message(self, ranges, stamp) -> LaserScan:
@@ -182,7 +190,7 @@ class SimNode(Node):
                             scan_time=1.0 / lidar.update_rate, range_min=lidar.range_min,
                             range_max=lidar.range_max)
         message.header.stamp = stamp
-        message.header.frame_id = LASER_FRAME
+        message.header.frame_id = lidar.frame_id
         message.ranges = ranges.tolist()
         return message
 
@@ -206,7 +214,7 @@ class SimNode(Node):
         imu = output.imu
         message = Imu()
         message.header.stamp = stamp
-        message.header.frame_id = IMU_FRAME
+        message.header.frame_id = self.sim.robot.imu.frame_id
         x, y, z, w = imu.orientation
         message.orientation = Quaternion(x=x, y=y, z=z, w=w)
         (message.angular_velocity.x, message.angular_velocity.y,

@@ -4,6 +4,8 @@ The same files run in Gazebo Harmonic. Conventions (see docs/simulation.md):
 - every static model carries ``<sr:semantic>`` (default ``obstacle`` when absent);
 - the world names ``<frame name="start">`` and ``<frame name="goal">``; ``<frame name="route_NN">``
   frames (NN = 00, 01, ...) give the sidewalk centre line from start to goal;
+- ``<frame name="crossing_NN_start">`` and ``crossing_NN_end`` mark street crossings (the near
+  and the far kerb on the walking line), where a robot stops and asks before going on;
 - actors (pedestrians) move along ``<script><trajectory>`` waypoints (relative to the actor's
   ``<pose>``; our worlds give none, so they are in the world frame).
 """
@@ -46,6 +48,12 @@ class Pose2D(NamedTuple):
     x: float
     y: float
     yaw: float
+
+
+class Crossing(NamedTuple):
+    """A street crossing: its start and end (x, y) on the walking line, world frame."""
+    start: tuple[float, float]
+    end: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ class World:
     background: tuple[float, float, float, float] = (0.62, 0.76, 0.92, 1.0)
     ambient: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0)
     frames: dict[str, Pose3] = field(default_factory=dict)
+    crossings: tuple[Crossing, ...] = ()
 
     def replace(self, **changes: object) -> World:
         return dataclasses.replace(self, **changes)
@@ -203,7 +212,23 @@ def load_world(path_or_name: str | Path) -> World:
     route = tuple((frames[n].x, frames[n].y) for n in route_names) or (start[:2], goal[:2])
     return World(name=world_element.get('name') or document.path.stem, bodies=tuple(bodies),
                  actors=tuple(actors), start_pose=start, goal_pose=goal, route=route,
-                 path=document.path, frames=frames, **_read_lighting(document, world_element))
+                 path=document.path, frames=frames, crossings=_read_crossings(document, frames),
+                 **_read_lighting(document, world_element))
+
+
+def _read_crossings(document: SdfDocument, frames: dict[str, Pose3]) -> tuple[Crossing, ...]:
+    """crossing_NN_start / crossing_NN_end frame pairs, in NN order; half a pair is an error."""
+    names = sorted({name.rsplit('_', 1)[0] for name in frames
+                    if name.startswith('crossing_') and name.endswith(('_start', '_end'))})
+    crossings = []
+    for name in names:
+        missing = [f'{name}_{end}' for end in ('start', 'end') if f'{name}_{end}' not in frames]
+        if missing:
+            raise document.error('frame', f'crossing {name!r} needs a <frame name='
+                                          f'"{missing[0]}">')
+        start, end = frames[f'{name}_start'], frames[f'{name}_end']
+        crossings.append(Crossing((start.x, start.y), (end.x, end.y)))
+    return tuple(crossings)
 
 
 def _planar(pose: Pose3) -> Pose2D:
@@ -343,5 +368,6 @@ def _read_actor(document: SdfDocument, actor: ElementTree.Element) -> Actor:
                  delay_start=document.number(script, 'delay_start', 0.0))
 
 
-__all__ = ['Actor', 'DEFAULT_WORLD', 'Pose2D', 'SdfError', 'StaticBody', 'Waypoint', 'World',
-           'available_worlds', 'load_world', 'model_directory', 'world_path', 'worlds_directory']
+__all__ = ['Actor', 'Crossing', 'DEFAULT_WORLD', 'Pose2D', 'SdfError', 'StaticBody', 'Waypoint',
+           'World', 'available_worlds', 'load_world', 'model_directory', 'world_path',
+           'worlds_directory']

@@ -1,13 +1,18 @@
-"""``sidewalk-robot demo`` and ``sidewalk-robot scenarios``."""
+"""``sidewalk-robot demo``, ``scenarios``, ``sweep`` and ``status``."""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
+from sidewalk_robot.system.evidence import DEFAULT_KEEP_LAST_S
+from sidewalk_robot.system.parallel import ParallelError, add_parallel_arguments, parallelism_from
 from sidewalk_robot.system.runner import (DEFAULT_WORLD, RunOptions, format_summary,
                                           new_run_directory, run_mission)
+from sidewalk_robot.system.status import register as register_status
 
 DEFAULT_OUTPUT = Path('runs')
 
@@ -15,9 +20,10 @@ DEFAULT_OUTPUT = Path('runs')
 class StatusPrinter:
     """Prints run messages; the once-a-second status line overwrites itself on a terminal."""
 
-    def __init__(self, stream=sys.stdout) -> None:
-        self._stream = stream
-        self._interactive = stream.isatty()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        # Looked up now, not at import: sys.stdout may have been replaced since (pytest).
+        self._stream = stream if stream is not None else sys.stdout
+        self._interactive = self._stream.isatty()
         self._open_line = False
 
     def __call__(self, text: str, transient: bool) -> None:
@@ -47,12 +53,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help='wall seconds for the stack to come up (default 120)')
 
 
+def _add_evidence(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--keep-last', type=float, default=DEFAULT_KEEP_LAST_S, metavar='S',
+                        help='without --record: simulated seconds of every topic kept in memory '
+                             'and written as the bag of a run that fails (default %(default)s; '
+                             '0: none)')
+
+
 def run_demo(arguments: argparse.Namespace) -> int:
     printer = StatusPrinter()
     options = RunOptions(world=arguments.world, seed=arguments.seed,
                          real_time_factor=arguments.real_time_factor,
                          timeout_s=arguments.timeout, record_bag=not arguments.no_bag,
                          startup_timeout_s=arguments.startup_timeout, progress=printer,
+                         namespace=arguments.namespace,
                          title=f'demo delivery on {arguments.world}')
     run_dir = new_run_directory(arguments.output, 'demo')
     print(f'sidewalk-robot demo: headless simulation of {arguments.world} with the full stack '
@@ -85,12 +99,22 @@ def run_scenarios(arguments: argparse.Namespace) -> int:
             print(f'{scenario.name:<30} {scenario.world:<20} {scenario.fault_group:<20} '
                   f'{scenario.description}')
         return 0
+    try:
+        parallelism = parallelism_from(arguments)
+    except (ValueError, ParallelError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     stamp = datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')
     suite_dir = arguments.output / f'scenarios-{stamp}'
     base = RunOptions(real_time_factor=arguments.real_time_factor,
-                      record_bag=arguments.record, startup_timeout_s=arguments.startup_timeout,
+                      record_bag=arguments.record, keep_last_s=arguments.keep_last,
+                      startup_timeout_s=arguments.startup_timeout,
                       progress=StatusPrinter() if arguments.verbose else None)
-    results = run_suite(scenarios, base, suite_dir)
+    try:
+        results = run_suite(scenarios, base, suite_dir, parallelism)
+    except ParallelError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     paths = write_suite_outputs(results, suite_dir)
     print()
     print(results_table(results))
@@ -99,6 +123,53 @@ def run_scenarios(arguments: argparse.Namespace) -> int:
     print(f'\n{sum(r.passed for r in results)}/{len(results)} scenarios passed; '
           f'{paths["result"]}, {paths["junit"]}, {paths["report"]}')
     return 0 if all(r.passed for r in results) else 1
+
+
+def run_sweep_command(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot.system.sweep import (SweepPlan, load_outcomes, load_plan,
+                                             new_sweep_directory, run_sweep, save_plan)
+    from sidewalk_robot.system.sweep_report import sweep_figures
+
+    try:
+        parallelism = parallelism_from(arguments)
+        if arguments.resume is not None:
+            if arguments.scenario is not None or arguments.seed is not None:
+                raise ValueError('--resume takes the scenario and the seed from the sweep '
+                                 'folder; give only --samples to extend it')
+            directory = arguments.resume
+            plan = load_plan(directory)
+            if arguments.samples is not None:
+                if arguments.samples < plan.samples:
+                    raise ValueError(f'the sweep has {plan.samples} variants already; '
+                                     f'--samples can only extend it')
+                plan = replace(plan, samples=arguments.samples)
+                save_plan(directory, plan)
+        else:
+            if arguments.scenario is None:
+                raise ValueError('give a scenario file with a sweep block, or --resume DIR')
+            plan = SweepPlan(
+                scenario_text=arguments.scenario.read_text(encoding='utf-8'),
+                source=str(arguments.scenario), seed=arguments.seed or 0,
+                samples=arguments.samples if arguments.samples is not None else 20,
+                real_time_factor=arguments.real_time_factor, record_bag=arguments.record,
+                keep_last_s=arguments.keep_last, startup_timeout_s=arguments.startup_timeout)
+            if plan.samples < 1:
+                raise ValueError('--samples must be at least 1')
+            name = plan.scenario().name
+            directory = new_sweep_directory(arguments.output, name)
+            save_plan(directory, plan)
+        outcomes = run_sweep(plan, directory, parallelism)
+    except (ValueError, FileNotFoundError, ParallelError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    figures = sweep_figures(outcomes, plan.samples)
+    print(f'\nsweep of {plan.samples} variants, seed {plan.seed}: {figures.judged} judged')
+    print(f'  arrived:        {figures.arrived.text()}')
+    print(f'  collision-free: {figures.collision_free.text()}')
+    print(f'  passed:         {figures.passed.text()}')
+    print(f'  report: {directory / "sweep_report.md"}')
+    complete = not figures.missing and not figures.not_judged
+    return 0 if complete and figures.collision_free.successes == figures.judged else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -112,6 +183,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument('--timeout', type=float, default=120.0,
                       help='simulated seconds to reach the goal (default 120)')
     demo.add_argument('--no-bag', action='store_true', help='do not record the MCAP bag')
+    demo.add_argument('--namespace', default='',
+                      help='ROS namespace of the simulator and the stack (default: none)')
     _add_common(demo)
     demo.set_defaults(handler=run_demo)
 
@@ -127,6 +200,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scenarios.add_argument('--record', action='store_true',
                            help='record an MCAP bag of every scenario (off by default: disk, CPU)')
     scenarios.add_argument('--verbose', action='store_true',
-                           help='print each run\'s progress lines')
+                           help='print each run\'s progress lines (one run at a time only)')
+    _add_evidence(scenarios)
     _add_common(scenarios)
+    add_parallel_arguments(scenarios, 'scenarios')
     scenarios.set_defaults(handler=run_scenarios)
+
+    sweep = subparsers.add_parser(
+        'sweep', help='run random variants of a scenario and report rates with confidence bounds',
+        description='Draw variants from the distributions in a scenario file\'s sweep block, '
+                    'run them, and write sweep_report.md/.json/.png (arrival and collision-free '
+                    'rates with 95 percent Clopper-Pearson bounds, vetoes per 100 m, the worst '
+                    'runs with their evidence) to runs/sweep-<name>-<timestamp>/. Variant i '
+                    'depends only on (seed, i). Exit status: 0 every variant judged and none '
+                    'collided, 1 otherwise, 2 usage errors.')
+    sweep.add_argument('scenario', nargs='?', type=Path,
+                       help='scenario file with a sweep block (e.g. config/sweeps/*.yaml)')
+    sweep.add_argument('--samples', type=int, default=None,
+                       help='variants to run (default 20; with --resume: extend to this many)')
+    sweep.add_argument('--seed', type=int, default=None, help='sweep seed (default 0)')
+    sweep.add_argument('--resume', type=Path, metavar='DIR',
+                       help='continue an interrupted sweep folder: run the variants it lacks')
+    sweep.add_argument('--record', action='store_true',
+                       help='record an MCAP bag of every variant (default: failed ones only)')
+    _add_evidence(sweep)
+    _add_common(sweep)
+    add_parallel_arguments(sweep, 'variants')
+    sweep.set_defaults(handler=run_sweep_command)
+    register_status(subparsers)

@@ -1,8 +1,9 @@
 """Fault injector node: sits between producers and consumers and corrupts what passes.
 
 For each link a scenario's faults need, the launch files rename the producer's output topic to
-``<input_prefix><topic>`` (for example /fault_injector/in/scan) and this node republishes on the
-normal topic, healthy or faulty as ``FaultInjectorCore`` decides. It never touches the safety
+``<input_prefix>/<topic>`` (for example fault_injector/in/scan) and this node republishes on the
+normal topic, healthy or faulty as ``FaultInjectorCore`` decides. Topics are relative, so the
+injector works in the stack's namespace. It never touches the safety
 monitor: the monitor sees the faulty world exactly as it would see a real failure.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, diagnostic_array
                                        subscribe_from_any_publisher)
 from sidewalk_robot.ros_params import declare_config
 from sidewalk_robot.system.faults import (LINK_TOPICS, FaultInjectorConfig, FaultInjectorCore,
-                                          parse_faults)
+                                          injector_input, parse_faults)
 
 _LINK_TYPES: dict[str, tuple[type, QoSProfile]] = {
     'obstacle_grid': (OccupancyGrid, COMMAND_QOS),
@@ -51,14 +52,14 @@ class FaultInjectorNode(Node):
         self._link_publishers = {}
         for link in self._core.links:
             message_type, qos = _LINK_TYPES[link]
-            topic = LINK_TOPICS[link]
-            self._link_publishers[link] = self.create_publisher(message_type, topic, qos)
-            self.create_subscription(message_type, self._config.input_prefix + topic,
+            self._link_publishers[link] = self.create_publisher(message_type, LINK_TOPICS[link],
+                                                                qos)
+            self.create_subscription(message_type, injector_input(self._config.input_prefix, link),
                                      lambda message, link=link: self._on_message(link, message),
                                      qos)
         # the mission starts with a goal or a route, whichever is issued first
-        subscribe_from_any_publisher(self, PoseStamped, '/goal_pose', self._on_task)
-        subscribe_from_any_publisher(self, Path, '/route', self._on_task)
+        subscribe_from_any_publisher(self, PoseStamped, 'goal_pose', self._on_task)
+        subscribe_from_any_publisher(self, Path, 'route', self._on_task)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if 'cmd_vel_nav' in self._core.links:
             self.create_timer(1.0 / self._config.command_rate_hz, self._publish_override)

@@ -30,14 +30,15 @@ from sidewalk_robot.config import describe
 
 MessageT = TypeVar('MessageT')
 
-# The topic links the injector can sit on: link name -> the consumers' topic.
+# The topic links the injector can sit on: link name -> the consumers' topic (relative, so
+# the injector works in the stack's namespace).
 LINK_TOPICS: dict[str, str] = {
-    'obstacle_grid': '/perception/obstacle_grid',
-    'pedestrian_grid': '/perception/pedestrian_grid',
-    'camera_image': '/camera/image_raw',
-    'scan': '/scan',
-    'odom': '/odom',
-    'cmd_vel_nav': '/cmd_vel_nav',
+    'obstacle_grid': 'perception/obstacle_grid',
+    'pedestrian_grid': 'perception/pedestrian_grid',
+    'camera_image': 'camera/image_raw',
+    'scan': 'scan',
+    'odom': 'odom',
+    'cmd_vel_nav': 'cmd_vel_nav',
 }
 
 # Launch argument that renames each link's producer output (see launch/*.launch.xml).
@@ -70,8 +71,8 @@ class FaultInjectorConfig:
     faults: str = describe('[]', 'Faults to inject as a JSON list of {type, start, duration, ...} '
                                   '(see sidewalk_robot/system/faults.py)')
     seed: int = describe(0, 'Seed of the random perception fault')
-    input_prefix: str = describe('/fault_injector/in', 'Prefix of the renamed producer topics '
-                                 'the injector subscribes to (prefix + normal topic)')
+    input_prefix: str = describe('fault_injector/in', 'Prefix of the renamed producer topics '
+                                 'the injector subscribes to (prefix/normal topic)')
     full_speed_mps: float = describe(1.5, 'Forward speed the planner_full_speed fault commands',
                                      min=0.0, max=5.0)
     command_rate_hz: float = describe(20.0, 'Rate of the planner_full_speed commands',
@@ -143,6 +144,11 @@ def interposed_links(faults: Iterable[FaultSpec]) -> tuple[str, ...]:
     """The links the injector must sit on for these faults, in a stable order."""
     needed = {link for fault in faults for link in fault.links}
     return tuple(link for link in LINK_TOPICS if link in needed)
+
+
+def injector_input(input_prefix: str, link: str) -> str:
+    """The topic a link's producer is renamed to, where the injector picks its messages up."""
+    return f'{input_prefix.rstrip("/")}/{LINK_TOPICS[link]}'
 
 
 def blind_grid(cells: np.ndarray) -> np.ndarray:

@@ -264,6 +264,8 @@ def _read_node(element: ElementTree.Element, scope: _Scope) -> NodeSpec:
     name = substitute(element.attrib['name'], scope) if 'name' in element.attrib else None
     namespace = (substitute(element.attrib['namespace'], scope)
                  if 'namespace' in element.attrib else None)
+    if namespace:  # launch_ros makes it absolute; rcl accepts no other __ns
+        namespace = '/' + namespace.strip('/')
     arguments = shlex.split(substitute(element.attrib.get('args', ''), scope))
     return NodeSpec(package=_required(element, 'pkg', scope),
                     executable=_required(element, 'exec', scope),

@@ -17,20 +17,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from sidewalk_robot import share_directory
 from sidewalk_robot.config import read_parameter_file
-from sidewalk_robot.ros_env import loopback_environment, pick_domain_id
-from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, LINK_TOPICS, PROCESS_FAULTS,
-                                          FaultInjectorConfig, FaultSpec, interposed_links)
+from sidewalk_robot.ros_env import claim_run_domain, loopback_environment
+from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, PROCESS_FAULTS,
+                                          FaultInjectorConfig, FaultSpec, injector_input,
+                                          interposed_links)
 from sidewalk_robot.system.launch_xml import (LaunchPlan, launch_file, read_launch_file,
                                               render_argument)
+from sidewalk_robot.system.evidence import PLANNER_TRANSITIONS_FILE, RecentMessages
 from sidewalk_robot.system.metrics import Obstacle, RunMonitor, RunSummary
 from sidewalk_robot.system.processes import ProcessSupervisor
 
 DEFAULT_WORLD = 'sidewalk_straight'
 SIMULATOR_LABEL = 'sim'
+CROSSING_ROUTE_DISTANCE = 1.5
+"""A world crossing belongs to the route when both its ends lie this close to it [m] (the
+planner's route corridor)."""
+
+
+@dataclass(frozen=True)
+class ScriptedOperator:
+    """The operator of an unattended run (demo, scenarios, tests): answers the planner's
+    questions of the kinds in ``approves`` with an approval, ``delay_s`` simulated seconds
+    after they were asked, as operator ``name``; leaves every other question unanswered, as
+    an absent operator would (docs/operations.md)."""
+    approves: tuple[str, ...] = ('crossing',)
+    delay_s: float = 2.0
+    name: str = 'mission-script'
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,17 @@ class RunOptions:
     goal_tolerance_m: float = 0.5
     startup_timeout_s: float = 120.0
     """Wall seconds for every node to come up (perception loads its model)."""
+    namespace: str = ''
+    """ROS namespace of the simulator and the stack (sim.launch.xml's namespace argument)."""
+    operator: ScriptedOperator | None = ScriptedOperator()
+    """Who answers the planner's questions; None: nobody (they stay unanswered)."""
     record_bag: bool = True
+    record_incidents: bool = False
+    """Run incident_recorder_node, writing into <run>/incidents (docs/operations.md); off by
+    default: each veto keeps some 20 MB."""
+    keep_last_s: float = 0.0
+    """Without record_bag: seconds of every topic kept in memory, for the caller to write
+    out (RunResult.recent_messages) when the run fails; 0 keeps nothing."""
     write_report: bool = True
     progress: Callable[[str, bool], None] | None = None
     """Called with (text, transient): transient texts are the once-a-second status line."""
@@ -61,6 +88,8 @@ class RunResult:
     error: str | None
     wall_time_s: float
     process_exits: dict[str, int | None]
+    recent_messages: RecentMessages | None = None
+    """The run's last seconds (RunOptions.keep_last_s), not yet written anywhere."""
 
     @property
     def ok(self) -> bool:
@@ -100,8 +129,15 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
         'world': options.world, 'seed': options.seed,
         'real_time_factor': float(options.real_time_factor),
         'scenario_file': str(options.scenario_file) if options.scenario_file else '',
+        'namespace': options.namespace,
+        'operator_console': False,  # unattended: no web server (its port would clash)
+        'incident_recorder': options.record_incidents,
     }
-    for node, changes in options.parameters.items():
+    parameters = {node: dict(changes) for node, changes in options.parameters.items()}
+    if options.record_incidents:
+        parameters.setdefault('incident_recorder', {}).setdefault(
+            'folder', str(run_dir / 'incidents'))
+    for node, changes in parameters.items():
         params_file = write_changed_parameters(run_dir / f'{node}.yaml', node, changes)
         arguments[f'{node}_params_file'] = str(params_file)
     links = interposed_links(options.faults)
@@ -111,7 +147,7 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
                                                       options.faults, options.seed)
         arguments.update(inject_faults=True, fault_injector_params_file=str(params_file))
         for link in links:
-            arguments[LINK_LAUNCH_ARGUMENTS[link]] = prefix + LINK_TOPICS[link]
+            arguments[LINK_LAUNCH_ARGUMENTS[link]] = injector_input(prefix, link)
     return {name: render_argument(value) for name, value in arguments.items()}
 
 
@@ -127,6 +163,26 @@ def mission_world(options: RunOptions):
     else:
         world = load_world(world_name)
     return world
+
+
+def crossings_on_route(world, corridor: float = CROSSING_ROUTE_DISTANCE
+                       ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """The world's crossings whose both ends lie within ``corridor`` of its route (world
+    frame): the ones a delivery along that route has to ask for."""
+    points = np.asarray(world.route, dtype=float)
+
+    def distance_to_route(x: float, y: float) -> float:
+        starts, ends = points[:-1], points[1:]
+        segment = ends - starts
+        lengths = np.maximum(np.einsum('ij,ij->i', segment, segment), 1e-12)
+        along = np.clip(np.einsum('ij,ij->i', np.array([x, y]) - starts, segment) / lengths,
+                        0.0, 1.0)
+        nearest = starts + along[:, None] * segment
+        return float(np.hypot(*(nearest - (x, y)).T).min())
+
+    return [(crossing.start, crossing.end) for crossing in world.crossings
+            if max(distance_to_route(*crossing.start), distance_to_route(*crossing.end))
+            <= corridor]
 
 
 def world_to_odom(start, x: float, y: float) -> tuple[float, float]:
@@ -177,16 +233,20 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
     monitor = RunMonitor((goal_pose.x, goal_pose.y), options.goal_tolerance_m)
     plan = read_launch_file(launch_file('sim.launch.xml'), launch_arguments_for(options, run_dir))
     write_plan(plan, run_dir / 'launch_plan.txt')
-    domain_id = pick_domain_id()
+    domain = claim_run_domain()  # the mission's own, given up once its processes are stopped
+    domain_id = domain.domain_id
     environment = loopback_environment(domain_id=domain_id)
     notes: list[str] = []
     error: str | None = None
     process_faults = [f for f in options.faults if f.type in PROCESS_FAULTS]
-    with ProcessSupervisor(run_dir / 'logs', environment, share_directory()) as processes:
+    recent = (RecentMessages(run_dir / 'bag', options.keep_last_s)
+              if not options.record_bag and options.keep_last_s > 0 else None)
+    with domain, ProcessSupervisor(run_dir / 'logs', environment, share_directory()) as processes:
         for spec in plan.nodes:
             processes.start(spec.label, spec.command(), dict(spec.environment))
         with SupervisorSession(domain_id, monitor,
-                               run_dir / 'bag' if options.record_bag else None) as session:
+                               run_dir / 'bag' if options.record_bag else None,
+                               options.namespace, options.operator, recent) as session:
             say(f'run folder {run_dir} (ROS_DOMAIN_ID={domain_id}); waiting for '
                 f'{", ".join(spec.label for spec in plan.nodes)}')
             error = session.wait_until_ready(processes, options.startup_timeout_s)
@@ -195,19 +255,23 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
             if error is None:
                 goal_xyyaw = goal_in_odom(start_pose, goal_pose)
                 route = [world_to_odom(start_pose, x, y) for x, y in world.route]
-                mission_start = session.send_goal(goal_xyyaw, route)
+                crossings = [(world_to_odom(start_pose, *start), world_to_odom(start_pose, *end))
+                             for start, end in crossings_on_route(world)]
+                mission_start = session.send_goal(goal_xyyaw, route, crossings)
                 say(f'goal sent: world ({goal_pose.x:.1f}, {goal_pose.y:.1f}) = odom '
                     f'({goal_xyyaw[0]:.1f}, {goal_xyyaw[1]:.1f}); started in '
                     f'{time.monotonic() - wall_start:.1f} s wall')
                 error = _drive(options, session, processes, monitor, mission_start,
                                process_faults, notes, report)
             session.close_bag(notes)
+            session.planner_transitions.write_jsonl(run_dir / PLANNER_TRANSITIONS_FILE,
+                                                    monitor.mission_start)
         for label, code in processes.unexpected_exits().items():
             notes.append(f'{label} exited during the run with status {code}')
         processes.stop_all()
         exits = {label: p.returncode for label, p in processes.processes.items()}
     summary = monitor.summary(notes) if monitor.mission_start is not None else None
-    result = RunResult(run_dir, summary, error, time.monotonic() - wall_start, exits)
+    result = RunResult(run_dir, summary, error, time.monotonic() - wall_start, exits, recent)
     _write_outputs(options, result, monitor, world)
     return result
 
@@ -224,6 +288,9 @@ def _drive(options: RunOptions, session, processes: ProcessSupervisor, monitor: 
     while True:
         session.spin_for(0.05)
         sim_now = session.sim_time()
+        while session.operator_events:
+            notes.append(f'operator: {session.operator_events.pop(0)}')
+            report(notes[-1], False)
         elapsed = sim_now - mission_start
         for fault in [f for f in pending_kills if elapsed >= f.start]:
             label = PROCESS_FAULTS[fault.type]

@@ -1,7 +1,8 @@
 """The run supervisor's ROS side: watches ground truth and safety, sends the goal, records.
 
 It lives in its own rclpy context (one per run) on simulated time, so consecutive runs of a
-scenario suite in one Python process never share DDS state.
+scenario suite in one Python process never share DDS state, and in the stack's namespace: its
+topic names are relative like the stack's (only /diagnostics is global).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -19,25 +21,35 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sidewalk_robot.replay.recorder import subscription_qos
 from sidewalk_robot.ros_common import LATCHED_QOS, stamp_to_seconds
 from sidewalk_robot.ros_env import confine_this_process
+from sidewalk_robot.system.evidence import PlannerTransitions, RecentMessages, is_planner_status
 from sidewalk_robot.system.metrics import Obstacle, RunMonitor
 from sidewalk_robot.system.processes import ProcessSupervisor
 
-GROUND_TRUTH_POSE = '/sim/ground_truth/robot_pose'
-GROUND_TRUTH_OBSTACLES = '/sim/ground_truth/obstacles'
-GROUND_TRUTH_CONTACTS = '/sim/ground_truth/contacts'
-SAFETY_STATE = '/safety/state'
-OBSTACLE_GRID = '/perception/obstacle_grid'
+if TYPE_CHECKING:
+    from sidewalk_robot.system.runner import ScriptedOperator
+
+GROUND_TRUTH_POSE = 'sim/ground_truth/robot_pose'
+GROUND_TRUTH_OBSTACLES = 'sim/ground_truth/obstacles'
+GROUND_TRUTH_CONTACTS = 'sim/ground_truth/contacts'
+SAFETY_STATE = 'safety/state'
+OBSTACLE_GRID = 'perception/obstacle_grid'
 _WATCHED = {GROUND_TRUTH_POSE: PoseStamped, GROUND_TRUTH_OBSTACLES: MarkerArray,
             GROUND_TRUTH_CONTACTS: String, SAFETY_STATE: DiagnosticStatus,
             '/diagnostics': DiagnosticArray, OBSTACLE_GRID: OccupancyGrid}
 _REQUIRED_BEFORE_GOAL = (GROUND_TRUTH_POSE, SAFETY_STATE, OBSTACLE_GRID)
 _EVERY_NODE_PUBLISHES = {'/rosout', '/parameter_events'}
+ASSIST_REQUEST = 'operator/assist_request'
+ASSIST_RESPONSE = 'operator/assist_response'
+ROUTE_CROSSINGS = 'route_crossings'
+_ASSIST_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
@@ -63,28 +75,49 @@ def obstacle_from_marker(marker: Marker) -> Obstacle | None:
 class SupervisorSession:
     """Context manager: a node on sim time that feeds ``monitor`` and optionally records."""
 
-    def __init__(self, domain_id: int, monitor: RunMonitor, bag_dir: Path | None) -> None:
+    def __init__(self, domain_id: int, monitor: RunMonitor, bag_dir: Path | None,
+                 namespace: str = '', operator: ScriptedOperator | None = None,
+                 recent_messages: RecentMessages | None = None) -> None:
         self._domain_id = domain_id
+        self._operator = operator
+        self._due_answers: dict[str, float] = {}
+        self.operator_events: list[str] = []
+        """What the scripted operator was asked and answered, in order."""
+        self._namespace = namespace
         self._monitor = monitor
         self._bag_dir = bag_dir
         self._received: dict[str, int] = {}
         self._subscriptions: dict[str, object] = {}
         self._safety = ('-', '')
         self.recorder = None
+        self._recent_messages = recent_messages
+        """Where the recorder writes when there is no bag_dir: the last seconds, in memory."""
+        self.planner_transitions = PlannerTransitions()
 
     def __enter__(self) -> SupervisorSession:
         confine_this_process()  # loopback profile for this process; the domain is passed below
         self._context = Context()
         rclpy.init(context=self._context, domain_id=self._domain_id)
         self.node = Node('mission_supervisor', context=self._context,
+                         namespace=self._namespace,
                          parameter_overrides=[Parameter('use_sim_time', value=True)])
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self.node)
-        self._goal_publisher = self.node.create_publisher(PoseStamped, '/goal_pose', LATCHED_QOS)
-        self._route_publisher = self.node.create_publisher(PathMessage, '/route', LATCHED_QOS)
+        self._goal_publisher = self.node.create_publisher(PoseStamped, 'goal_pose', LATCHED_QOS)
+        self._route_publisher = self.node.create_publisher(PathMessage, 'route', LATCHED_QOS)
+        self._crossings_publisher = self.node.create_publisher(String, ROUTE_CROSSINGS,
+                                                               LATCHED_QOS)
+        if self._operator is not None:
+            self._answer_publisher = self.node.create_publisher(String, ASSIST_RESPONSE, 10)
+            self.node.create_subscription(String, ASSIST_REQUEST, self._on_assist_request,
+                                          _ASSIST_QOS)
         if self._bag_dir is not None:
             from sidewalk_robot.replay.recorder import BagRecorder
             self.recorder = BagRecorder(self.node, self._bag_dir)
+        elif self._recent_messages is not None:
+            from sidewalk_robot.replay.recorder import BagRecorder
+            self.recorder = BagRecorder(self.node, self._recent_messages.path,
+                                        writer=self._recent_messages)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -103,6 +136,7 @@ class SupervisorSession:
             if remaining <= 0:
                 return
             self._executor.spin_once(timeout_sec=min(remaining, 0.02))
+            self._answer_when_due()
 
     def sim_time(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -145,6 +179,36 @@ class SupervisorSession:
                 if 'safety' in status.name:
                     monitor.on_monitor_counts({kv.key: kv.value for kv in status.values
                                                if kv.key.startswith('entered.')})
+                elif is_planner_status(status.name):
+                    self.planner_transitions.observe(
+                        stamp_to_seconds(message.header.stamp),
+                        {kv.key: kv.value for kv in status.values})
+
+    def _on_assist_request(self, message: String) -> None:
+        try:
+            request = json.loads(message.data)
+            request_id, kind, status = request['id'], request['kind'], request['status']
+        except (ValueError, KeyError, TypeError) as error:
+            self.node.get_logger().error(f'unreadable assist request {message.data!r}: {error}')
+            return
+        elapsed = self.sim_time() - (self._monitor.mission_start or self.sim_time())
+        self.operator_events.append(f'[{elapsed:6.1f} s] planner: {kind} {status} '
+                                    f'({request.get("question", "")}) {request_id}')
+        if status == 'requested' and kind in self._operator.approves:
+            self._due_answers[request_id] = self.sim_time() + self._operator.delay_s
+        elif status != 'requested':
+            self._due_answers.pop(request_id, None)
+
+    def _answer_when_due(self) -> None:
+        now = self.sim_time()
+        for request_id, due in list(self._due_answers.items()):
+            if now < due:
+                continue
+            del self._due_answers[request_id]
+            self._answer_publisher.publish(String(data=json.dumps({
+                'id': request_id, 'decision': 'approve', 'operator': self._operator.name,
+                'note': 'unattended run: approved by the mission script'})))
+            self.operator_events.append(f'{self._operator.name}: approved {request_id}')
 
     def _on_markers(self, message: MarkerArray) -> None:
         obstacles = []
@@ -227,15 +291,23 @@ class SupervisorSession:
         return graph
 
     def send_goal(self, goal_xyyaw: tuple[float, float, float],
-                  route_xy: Sequence[tuple[float, float]] = ()) -> float:
+                  route_xy: Sequence[tuple[float, float]] = (),
+                  crossings: Sequence[tuple[tuple[float, float], tuple[float, float]]] = ()
+                  ) -> float:
         """Issue the delivery in odom; the mission starts now (sim time).
 
-        A route with waypoints between start and goal (a corner, a detour) goes out on /route,
-        whose last point is the goal; otherwise the goal alone on /goal_pose. Never both: the
-        planner takes whichever arrives last as the whole task.
+        A route with waypoints between start and goal (a corner, a detour) or with street
+        crossings goes out on route, whose last point is the goal, after its crossings on
+        route_crossings (stamped with the route's stamp); otherwise the goal alone on
+        goal_pose. Never both: the planner takes whichever arrives last as the whole task.
         """
         now = self.node.get_clock().now().to_msg()
-        if len(route_xy) > 2:
+        if crossings:
+            self._crossings_publisher.publish(String(data=json.dumps({
+                'frame_id': 'odom', 'route_stamp': stamp_to_seconds(now),
+                'crossings': [{'start': {'x': start[0], 'y': start[1]},
+                               'end': {'x': end[0], 'y': end[1]}} for start, end in crossings]})))
+        if len(route_xy) > 2 or crossings:
             route = PathMessage()
             route.header.stamp, route.header.frame_id = now, 'odom'
             for x, y in route_xy:

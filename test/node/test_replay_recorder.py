@@ -68,6 +68,13 @@ def test_records_given_topics_with_the_publishers_qos(make_node, spin_until, tmp
     assert goal_qos.durability.name == 'TRANSIENT_LOCAL'
     assert summary.topics['/replay_test/scan'].offered_qos[0].reliability.name == 'BEST_EFFORT'
     assert summary.duration_ns > 0.5e9
+    # the distribution, in metadata.yaml and in the MCAP's own copy (ros2 bag reads either)
+    assert '  ros_distro: kilted\n' in (bag / 'metadata.yaml').read_text()
+    from mcap.reader import make_reader
+    with next(bag.glob('*.mcap')).open('rb') as stream:
+        copies = [record.metadata['serialized_metadata']
+                  for record in make_reader(stream).iter_metadata()]
+    assert len(copies) == 1 and 'ros_distro: kilted' in copies[0]
 
 
 def test_discovers_topics_that_appear_later(make_node, spin_until, tmp_path) -> None:
@@ -174,3 +181,69 @@ def test_killed_recorder_leaves_a_bag_that_repair_finishes(ros_process, tmp_path
     assert repaired.returncode == 0, repaired.stderr
     assert 'messages kept' in repaired.stdout
     assert summarize(bag).topics['/replay_test/counter'].count >= 20  # >= 1 s at 20 Hz
+
+
+def test_header_stamps_on_another_clock_than_the_bag_are_reported_once(make_node, spin_until,
+                                                                        tmp_path) -> None:
+    """A simulator's scans (sim-time stamps) recorded on the wall clock replay as all stale."""
+    talker = make_node('talker')
+    simulated = talker.create_publisher(LaserScan, '/replay_test/sim_scan', 10)
+    live = talker.create_publisher(LaserScan, '/replay_test/live_scan', 10)
+    caught_up = talker.create_publisher(LaserScan, '/replay_test/caught_up_scan', 10)
+    recorder_node = make_node('recorder')
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag', ['/replay_test/sim_scan',
+                                                             '/replay_test/live_scan',
+                                                             '/replay_test/caught_up_scan'])
+    assert spin_until([talker, recorder_node], lambda: len(recorder.topics) == 3, timeout=10)
+    started = time.monotonic()
+
+    def publish() -> None:
+        old = LaserScan()
+        old.header.stamp = Time(sec=500)
+        simulated.publish(old)
+        fresh = LaserScan()
+        fresh.header.stamp = talker.get_clock().now().to_msg()
+        live.publish(fresh)
+        # 3 s behind for a moment only, as a recorder working off a backlog sees it
+        backlog = LaserScan()
+        backlog.header.stamp = fresh.header.stamp
+        if time.monotonic() - started < 0.3:
+            backlog.header.stamp.sec -= 3
+        caught_up.publish(backlog)
+
+    publish_for(spin_until, [talker, recorder_node], 1.5, publish)  # off for over a second
+    spin_until([talker, recorder_node], lambda: False, timeout=0.3)
+    recorder.close()
+    reports = [problem for problem in recorder.problems if 'header stamps' in problem]
+    assert len(reports) == 1 and reports[0].startswith('/replay_test/sim_scan: '), reports
+
+
+def test_record_command_follows_a_running_simulated_clock(make_node, spin_until, ros_process,
+                                                          tmp_path) -> None:
+    clock_node = make_node('simulator_clock')
+    clock = clock_node.create_publisher(Clock, '/clock', 10)
+    ticks = iter(range(1000 * 50, 10**9))  # from 1000 s, 50 Hz
+
+    def publish_clock() -> None:
+        tick = next(ticks)
+        clock.publish(Clock(clock=Time(sec=tick // 50, nanosec=tick % 50 * 20_000_000)))
+
+    ros_process('dds_peer', command=[sys.executable, str(PEER), 'talk', '/replay_test/counter'])
+    bag = tmp_path / 'bag'
+    recording = ros_process('record', command=[*record_command(bag), '--duration', '4'])
+    next_tick = time.monotonic()
+
+    def clock_until_the_recorder_is_done() -> bool:
+        nonlocal next_tick
+        if time.monotonic() >= next_tick:
+            publish_clock()
+            next_tick += 0.02
+        return recording.popen.poll() is not None
+
+    assert spin_until(clock_node, clock_until_the_recorder_is_done, timeout=60), \
+        recording.output()
+    assert recording.popen.returncode == 0, recording.output()
+    assert 'timestamping with /clock' in recording.output()
+    summary = summarize(bag)
+    assert summary.topics['/replay_test/counter'].count >= 10
+    assert 1000e9 <= summary.start_ns <= 2000e9, 'bag time is the simulated clock, not the wall'

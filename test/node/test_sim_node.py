@@ -15,6 +15,7 @@ from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan
 from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from sidewalk_robot.ros_common import COMMAND_QOS, SENSOR_QOS, image_to_array, stamp_to_seconds
@@ -41,6 +42,7 @@ def test_publishes_every_bridged_topic_with_its_type_frame_and_rate(ros_process,
     for topic, message_type in GROUND_TRUTH.items():
         node.create_subscription(message_type, topic, lambda m, t=topic: received[t].append(m), 10)
     node.create_subscription(Clock, '/clock', lambda m: received['/clock'].append(m), 10)
+    node.create_subscription(TFMessage, '/tf', lambda m: received['/tf'].append(m), 100)
     node.create_subscription(DiagnosticArray, '/diagnostics',
                              lambda m: received['/diagnostics'].append(m), 10)
     assert spin_until(node, lambda: len(received['/camera/image_raw']) >= 25
@@ -68,8 +70,15 @@ def test_publishes_every_bridged_topic_with_its_type_frame_and_rate(ros_process,
     assert scan.angle_increment == pytest.approx(2 * math.pi / 360, rel=1e-6)
     assert (scan.range_min, scan.range_max) == pytest.approx((0.1, 10.0))
     odometry = received['/odom'][-1]
-    assert (odometry.header.frame_id, odometry.child_frame_id) == ('odom', 'base_link')
+    assert (odometry.header.frame_id, odometry.child_frame_id) == ('odom', 'base_footprint')
     assert odometry.pose.pose.position.x == pytest.approx(0.0)  # odom starts at the spawn pose
+    # odom -> base_footprint on tf, as Gazebo's DiffDrive publishes it: one per odometry message
+    transforms = {stamp_to_seconds(t.header.stamp): t for m in received['/tf'] for t in m.transforms}
+    assert {(t.header.frame_id, t.child_frame_id) for t in transforms.values()} == {
+        ('odom', 'base_footprint')}
+    matched = transforms[stamp_to_seconds(odometry.header.stamp)]
+    assert matched.transform.translation.x == odometry.pose.pose.position.x
+    assert matched.transform.rotation == odometry.pose.pose.orientation
     assert received['/imu'][-1].linear_acceleration.z == pytest.approx(9.80665)
     pose = received['/sim/ground_truth/robot_pose'][-1]
     assert pose.header.frame_id == 'world'
@@ -146,3 +155,29 @@ def test_a_missing_world_is_a_clear_start_up_error(ros_process) -> None:
     process = ros_process('sim_node', config='sim', parameters={'world': 'no_such_world'})
     assert process.popen.wait(timeout=30) == 2
     assert "unknown world 'no_such_world'" in process.output()
+
+
+def test_in_a_namespace_every_topic_moves_but_the_clock(ros_process, make_node,
+                                                       spin_until) -> None:
+    process = ros_process('sim_node', config='sim', parameters={'real_time_factor': 2.0,
+                                                                'camera_enabled': False},
+                          remaps={'__ns': '/robot1'})
+    node = make_node('sim_namespace_probe')
+    received: dict[str, int] = defaultdict(int)
+
+    def count(topic: str):
+        return lambda _message: received.__setitem__(topic, received[topic] + 1)
+
+    node.create_subscription(LaserScan, '/robot1/scan', count('scan'), SENSOR_QOS)
+    node.create_subscription(TFMessage, '/robot1/tf', count('tf'), 100)
+    node.create_subscription(PoseStamped, '/robot1/sim/ground_truth/robot_pose',
+                             count('ground_truth'), 10)
+    node.create_subscription(Clock, '/clock', count('clock'), 10)
+    node.create_subscription(LaserScan, '/scan', count('root_scan'), SENSOR_QOS)
+    assert spin_until(node, lambda: all(received[t] for t in ('scan', 'tf', 'ground_truth',
+                                                               'clock')), timeout=40), \
+        (dict(received), process.output())
+    assert received['root_scan'] == 0
+    command_topics = {topic for topic, _ in node.get_topic_names_and_types()
+                      if topic.endswith('cmd_vel')}
+    assert command_topics == {'/robot1/cmd_vel'}

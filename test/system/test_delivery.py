@@ -1,13 +1,16 @@
-"""End to end with the real processes of launch/sim.launch.xml: one short delivery and two
-fault scenarios (blind perception; the planner commanding full speed at a wall).
+"""End to end with the real processes of launch/sim.launch.xml: one short delivery (with the
+stack in a namespace, its bag read back as Foxglove and RViz would read it) and two fault
+scenarios (blind perception; the planner commanding full speed at a wall).
 
-Each run starts the simulator, perception, planner and safety monitor (and the fault injector)
-as separate processes, exactly as the launch file names them, and judges the outcome from the
-simulator's ground truth.
+Each run starts the simulator, the robot description, perception, planner and safety monitor
+(and the fault injector) as separate processes, exactly as the launch file names them, and
+judges the outcome from the simulator's ground truth.
 """
 from __future__ import annotations
 
+import bisect
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -27,10 +30,13 @@ def scenario_file(tmp_path: Path, document: dict) -> Path:
     return path
 
 
-def run(tmp_path: Path, document: dict, record_bag: bool = False):
+NAMESPACE = 'robot1'
+
+
+def run(tmp_path: Path, document: dict, record_bag: bool = False, namespace: str = ''):
     scenario = load_scenario(scenario_file(tmp_path, document))
     base = RunOptions(real_time_factor=REAL_TIME_FACTOR, record_bag=record_bag,
-                      write_report=record_bag, startup_timeout_s=150.0)
+                      write_report=record_bag, startup_timeout_s=150.0, namespace=namespace)
     result = run_scenario(scenario, base, tmp_path / 'runs')
     run_dir = Path(result.run_dir)
     logs = '\n'.join(f'--- {log.name}\n{log.read_text(errors="replace")[-2500:]}'
@@ -40,11 +46,65 @@ def run(tmp_path: Path, document: dict, record_bag: bool = False):
     return result, run_dir, logs
 
 
-def test_short_delivery_arrives_without_collision(tmp_path: Path) -> None:
+def seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def transform_chains(bag: Path, prefix: str) -> tuple[dict[str, list], int]:
+    """Every scan's and image's frame resolved to odom through the recorded tf and tf_static at
+    the message's stamp, as tf2 does (a dynamic transform interpolated between the samples on
+    either side), read with the mcap library (not rosbags): topic -> frame chains, and how many
+    sensor messages fell outside the span of recorded odometry transforms (tf2 would refuse to
+    extrapolate)."""
+    from mcap_ros2.reader import read_ros2_messages
+
+    static: dict[str, str] = {}
+    dynamic: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    sensors: list[tuple[str, str, float]] = []
+    topics = [f'{prefix}/{name}' for name in ('tf', 'tf_static', 'scan', 'camera/image_raw')]
+    for item in read_ros2_messages(next(bag.glob('*.mcap')), topics=topics):
+        topic, message = item.channel.topic, item.ros_msg
+        if topic.endswith('tf_static'):
+            static.update({t.child_frame_id: t.header.frame_id for t in message.transforms})
+        elif topic.endswith('/tf'):
+            for t in message.transforms:
+                dynamic[t.child_frame_id].append((seconds(t.header.stamp), t.header.frame_id))
+        else:
+            sensors.append((topic, message.header.frame_id, seconds(message.header.stamp)))
+    for samples in dynamic.values():
+        samples.sort()
+    span = (min(s[0][0] for s in dynamic.values()), max(s[-1][0] for s in dynamic.values()))
+    chains: dict[str, list] = defaultdict(list)
+    outside = 0
+    for topic, frame, stamp in sensors:
+        if not span[0] <= stamp <= span[1]:
+            outside += 1
+            continue
+        chain = [frame]
+        while frame != 'odom':
+            if frame in static:
+                frame = static[frame]
+            else:
+                samples = dynamic[frame]
+                assert samples, f'{topic}: nothing publishes the parent of {frame}'
+                index = bisect.bisect_left(samples, (stamp, ''))
+                before = samples[index - 1] if index else samples[index]
+                after = samples[min(index, len(samples) - 1)]
+                assert before[0] <= stamp <= after[0] and before[1] == after[1], \
+                    f'{topic} at {stamp:.3f}: {frame} has no transform on both sides'
+                frame = after[1]
+            chain.append(frame)
+            assert len(chain) < 10, f'{topic}: the frames do not lead to odom: {chain}'
+        chains[topic].append(tuple(chain))
+    return chains, outside
+
+
+def test_short_delivery_in_a_namespace_arrives_and_its_bag_resolves_every_frame(
+        tmp_path: Path) -> None:
     result, run_dir, logs = run(tmp_path, {
         'name': 'short_delivery', 'world': 'sidewalk_straight', 'seed': 1,
         'goal': {'x': 8.0, 'y': 0.0, 'yaw': 0.0}, 'timeout': 60,
-        'success': {'arrive': True, 'max_collisions': 0}}, record_bag=True)
+        'success': {'arrive': True, 'max_collisions': 0}}, record_bag=True, namespace=NAMESPACE)
     summary = result.summary
     assert summary.collisions == 0, logs
     assert summary.arrived, f'{result.failures}\n{logs}'
@@ -54,8 +114,26 @@ def test_short_delivery_arrives_without_collision(tmp_path: Path) -> None:
     assert (run_dir / 'report.png').stat().st_size > 10_000
     saved = json.loads((run_dir / 'summary.json').read_text())
     assert saved['summary']['arrived'] is True
-    bag_files = list((run_dir / 'bag').glob('*.mcap'))
-    assert bag_files and bag_files[0].stat().st_size > 0
+    graph = json.loads((run_dir / 'graph.json').read_text())
+    assert graph[f'/{NAMESPACE}/scan']['publishers'] == ['sim']
+    assert graph[f'/{NAMESPACE}/perception/obstacle_grid']['publishers'] == ['perception']
+    assert not {'/scan', '/tf', '/odom', '/perception/obstacle_grid'} & set(graph)
+    assert '/clock' in graph
+
+    bag = run_dir / 'bag'
+    metadata = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    assert metadata['ros_distro'] == 'kilted'
+    chains, outside = transform_chains(bag, f'/{NAMESPACE}')
+    scans, images = chains[f'/{NAMESPACE}/scan'], chains[f'/{NAMESPACE}/camera/image_raw']
+    assert len(scans) > 50 and len(images) > 50, (len(scans), len(images))
+    assert outside <= 0.1 * (len(scans) + len(images))
+    assert set(scans) == {('laser_link', 'base_link', 'base_footprint', 'odom')}
+    assert set(images) == {('camera_optical_frame', 'camera_link', 'base_link',
+                            'base_footprint', 'odom')}
+    from mcap_ros2.reader import read_ros2_messages
+    descriptions = [m.ros_msg.data for m in read_ros2_messages(
+        next(bag.glob('*.mcap')), topics=[f'/{NAMESPACE}/robot_description'])]
+    assert len(descriptions) == 1 and '<robot name="delivery_robot">' in descriptions[0]
 
 
 def test_blind_perception_stops_at_the_pole(tmp_path: Path) -> None:

@@ -16,8 +16,14 @@ from sidewalk_robot.system.launch_xml import find_executable, launch_file, read_
 from sidewalk_robot.system.runner import RunOptions, launch_arguments_for
 
 ROOT = share_directory()
-STACK = {'perception': 'perception_node', 'planner': 'planner_node',
-         'safety_monitor': 'safety_monitor_node'}
+STACK = {'robot_description_publisher': 'robot_description_node',
+         'perception': 'perception_node', 'planner': 'planner_node',
+         'safety_monitor': 'safety_monitor_node', 'health_monitor': 'health_monitor_node',
+         'operator': 'operator_node', 'incident_recorder': 'incident_recorder_node'}
+PARAMETER_FILES = {'robot_description_publisher': 'robot_description'}
+"""Nodes whose parameter file is not config/<node name>.yaml."""
+GLOBAL_TOPICS = {'/clock', '/diagnostics'}
+"""Topics every node uses at the root whatever its namespace (use_sim_time; the aggregator)."""
 EXTERNAL_PACKAGES = {'ros_gz_sim', 'ros_gz_bridge'}
 """Gazebo's ROS packages: named by gazebo.launch.xml, not installable on this machine."""
 REQUIRED_ARGUMENTS = {'replay.launch.xml': {'bag': str(ROOT / 'test' / 'data' / 'pole_ahead')}}
@@ -54,8 +60,10 @@ def test_every_launch_file_parses_and_names_real_things(path: Path) -> None:
             if value.startswith(str(ROOT)):
                 assert Path(value).exists(), f'{spec.label}: parameter {name} names {value}'
         for source, target in spec.remaps:
-            assert source in topics, f'{spec.label}: remaps undocumented topic {source}'
-            assert target.startswith('/'), f'{spec.label}: remap target {target} not absolute'
+            assert '/' + source.lstrip('/') in topics, \
+                f'{spec.label}: remaps undocumented topic {source}'
+            assert not target.startswith('/'), \
+                f'{spec.label}: remap target {target} is absolute, so no namespace applies'
     for executable in plan.executables:
         for word in executable.command:
             if word.startswith(str(ROOT)):
@@ -68,8 +76,11 @@ def test_robot_launch_file_starts_the_stack_with_its_parameter_files() -> None:
     plan = read_launch_file(launch_file('robot.launch.xml'), {'use_sim_time': True})
     assert {spec.label: spec.executable for spec in plan.nodes} == STACK
     for spec in plan.nodes:
-        assert spec.params_files == (ROOT / 'config' / f'{spec.label}.yaml',)
+        config = PARAMETER_FILES.get(spec.label, spec.label)
+        assert spec.params_files == (ROOT / 'config' / f'{config}.yaml',)
         assert ('use_sim_time', 'true') in spec.parameters
+    # on the robot, the base driver's odometry becomes odom -> base_footprint here
+    assert ('publish_odom_tf', 'true') in plan.node('robot_description_publisher').parameters
 
 
 @pytest.mark.parametrize('name', ['sim.launch.xml', 'gazebo.launch.xml', 'replay.launch.xml'])
@@ -96,11 +107,37 @@ def test_fault_runs_reroute_every_faulted_link_through_the_injector(tmp_path: Pa
     assert injector.params_files == (tmp_path / 'fault_injector.yaml',)
     produced = {target for spec in plan.nodes for source, target in spec.remaps
                 if source != target}
-    assert produced == {'/fault_injector/in/perception/obstacle_grid',
-                        '/fault_injector/in/perception/pedestrian_grid',
-                        '/fault_injector/in/camera/image_raw', '/fault_injector/in/scan',
-                        '/fault_injector/in/odom', '/fault_injector/in/cmd_vel_nav'}
+    assert {target for target in produced if target.startswith('fault_injector/')} == {
+        'fault_injector/in/perception/obstacle_grid', 'fault_injector/in/perception/pedestrian_grid',
+        'fault_injector/in/camera/image_raw', 'fault_injector/in/scan', 'fault_injector/in/odom',
+        'fault_injector/in/cmd_vel_nav'}
     healthy = read_launch_file(launch_file('sim.launch.xml'),
                                launch_arguments_for(RunOptions(), tmp_path))
     assert 'fault_injector' not in [spec.label for spec in healthy.nodes]
-    assert all(source == target for spec in healthy.nodes for source, target in spec.remaps)
+    assert all(source.lstrip('/') == target for spec in healthy.nodes
+               for source, target in spec.remaps)
+
+
+@pytest.mark.parametrize('name', ['sim.launch.xml', 'robot.launch.xml', 'gazebo.launch.xml'])
+def test_a_namespace_argument_puts_every_node_into_it(name: str) -> None:
+    plan = read_launch_file(launch_file(name), {'namespace': 'robot1'})
+    namespaced = [spec for spec in plan.nodes
+                  if spec.package == 'sidewalk_robot' or spec.executable == 'parameter_bridge']
+    assert namespaced and all(spec.namespace == '/robot1' for spec in namespaced)
+
+
+def node_sources() -> list[Path]:
+    return sorted({path for pattern in ('*/*_node.py', 'sidewalk_robot/**/*_node.py')
+                   for path in ROOT.glob(pattern)})
+
+
+@pytest.mark.parametrize('path', node_sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nodes_name_their_topics_and_services_relatively(path: Path) -> None:
+    """A namespace moves a relative name only: absolute ones would break the chain."""
+    source = path.read_text(encoding='utf-8')
+    calls = re.findall(r"(?:create_publisher|create_subscription|create_service|create_client|"
+                       r"subscribe_from_any_publisher)\([^'\"()]*?['\"]([^'\"]+)['\"]", source)
+    assert calls, f'{path.name} names no topic'
+    absolute = sorted({name for name in calls if name.startswith('/')} - GLOBAL_TOPICS)
+    assert not absolute, f'{path.name} names {absolute} absolutely'
+

@@ -20,6 +20,8 @@ CHECKER_SOURCE = r'''
 #include <iostream>
 
 // Loads each file given on the command line; prints every error; exit 1 if any file failed.
+// <gz_frame_id> is Gazebo's own sensor element (gz-sensors reads it; the spec does not define
+// it, the parser copies it): the one unrecognised element allowed.
 int main(int argc, char** argv) {
   sdf::ParserConfig config;
   config.SetUnrecognizedElementsPolicy(sdf::EnforcementPolicy::ERR);
@@ -27,7 +29,11 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (int i = 1; i < argc; ++i) {
     sdf::Root root;
-    const sdf::Errors errors = root.Load(argv[i], config);
+    sdf::Errors errors;
+    for (const auto& error : root.Load(argv[i], config)) {
+      if (error.Message().find("Element[gz_frame_id], child of element[sensor]") ==
+          std::string::npos) errors.push_back(error);
+    }
     for (const auto& error : errors) std::cout << argv[i] << ": " << error << std::endl;
     if (!errors.empty()) { ++failures; continue; }
     std::cout << argv[i] << ": OK";

@@ -112,7 +112,7 @@ def test_robot_model_matches_the_interface_contract() -> None:
     assert lidar.angle_increment == pytest.approx(2 * math.pi / 360, rel=1e-6)
     assert (lidar.range_min, lidar.range_max, lidar.update_rate) == (0.1, 10.0, 10.0)
     assert robot.drive.max_linear_velocity == pytest.approx(1.5)
-    assert (robot.drive.odom_frame, robot.drive.base_frame) == ('odom', 'base_link')
+    assert (robot.drive.odom_frame, robot.drive.base_frame) == ('odom', 'base_footprint')
     assert robot.imu.topic == 'imu'
 
 

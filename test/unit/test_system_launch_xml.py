@@ -129,3 +129,14 @@ def test_executables_and_environment_are_scoped(tmp_path: Path) -> None:
     assert dict(plan.node('inside').environment) == {'GZ_PATH': f'{tmp_path}/models',
                                                      'ONLY_INSIDE': '1'}
     assert dict(plan.node('outside').environment) == {'GZ_PATH': f'{tmp_path}/models'}
+
+
+def test_a_relative_or_empty_namespace_is_made_absolute_or_dropped(tmp_path: Path) -> None:
+    """As launch_ros does: rcl accepts only a fully qualified __ns, and '' means none."""
+    launch = write(tmp_path / 'ns.launch.xml', """<launch>
+      <arg name="namespace" default=""/>
+      <node pkg="p" exec="e" name="n" namespace="$(var namespace)"/>
+    </launch>""")
+    assert read_launch_file(launch).node('n').namespace is None
+    spec = read_launch_file(launch, {'namespace': 'robot1'}).node('n')
+    assert spec.ros_arguments() == ['--ros-args', '-r', '__node:=n', '-r', '__ns:=/robot1']

@@ -30,7 +30,8 @@ def test_healthy_run_arguments_leave_every_link_alone(tmp_path: Path) -> None:
     arguments = launch_arguments_for(RunOptions(world='street_corner', seed=7,
                                                 real_time_factor=2), tmp_path)
     assert arguments == {'world': 'street_corner', 'seed': '7', 'real_time_factor': '2.0',
-                         'scenario_file': ''}
+                         'scenario_file': '', 'namespace': '', 'operator_console': 'false',
+                         'incident_recorder': 'false'}
     assert not (tmp_path / 'fault_injector.yaml').exists()
 
 
@@ -38,7 +39,7 @@ def test_fault_run_arguments_reroute_the_links_and_write_the_injector_file(tmp_p
     faults = parse_faults([{'type': 'lidar_dropout', 'start': 3.0}, {'type': 'perception_killed'}])
     arguments = launch_arguments_for(RunOptions(faults=faults, seed=5), tmp_path)
     assert arguments['inject_faults'] == 'true'
-    assert arguments['scan_output'] == '/fault_injector/in/scan'
+    assert arguments['scan_output'] == 'fault_injector/in/scan'  # relative: in the namespace
     assert 'odom_output' not in arguments and 'obstacle_grid_output' not in arguments
     parameters = read_parameter_file(arguments['fault_injector_params_file'])
     assert parameters['seed'] == 5
