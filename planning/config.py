@@ -168,3 +168,36 @@ class PlannerConfig:
                                       min=0)
     resume_progress: float = describe(0.5, 'while waiting for help, a rollout gaining this much '
                                       'towards the carrot resumes driving [m]', min=0.01)
+
+    # The operator in the loop (docs/operations.md)
+    assist_retry_interval: float = describe(30.0, 'after an operator declines, the same question '
+                                            'is asked again this much later while the reason '
+                                            'lasts [s]', min=1.0)
+    crossing_kerb_margin: float = describe(0.3, 'the robot\'s front stops this far before a '
+                                           'crossing\'s start (the kerb) [m]', min=0.0)
+    crossing_ask_distance: float = describe(1.0, 'the crossing question goes out this far before '
+                                            'the stop at the kerb, so an early answer saves the '
+                                            'stop [m]', min=0.0)
+    crossing_approval_timeout: float = describe(20.0, 'an approval to cross that the robot has '
+                                                'not used (entered the crossing) within this '
+                                                'long expires, and the question comes back [s]',
+                                                min=1.0)
+    degraded_health: float = describe(0.5, 'a model health figure (monitoring/model_health) '
+                                      'below this caps the speed at degraded_speed_cap',
+                                      min=0.0, max=1.0)
+    degraded_speed_cap: float = describe(0.5, 'speed cap while the model health is degraded or '
+                                         'its report stale [m/s]', min=0.0)
+    model_health_assist_delay: float = describe(30.0, 'model health degraded this long without '
+                                                'a break: stop and ask the operator [s]',
+                                                min=0.0)
+    model_health_timeout: float = describe(5.0, 'a model health report older than this is stale '
+                                           'and counts as degraded (once one has arrived) [s]',
+                                           min=0.1)
+    manual_max_linear_speed: float = describe(0.8, 'forward speed cap on the operator\'s manual '
+                                              'commands [m/s]', min=0.0)
+    manual_max_reverse_speed: float = describe(0.3, 'reverse speed cap on manual commands [m/s]',
+                                               min=0.0)
+    manual_max_angular_speed: float = describe(1.0, 'yaw rate cap on manual commands [rad/s]',
+                                               min=0.0)
+    manual_cmd_timeout: float = describe(0.5, 'a manual command older than this is stale: the '
+                                         'planner commands zero [s]', min=0.01)

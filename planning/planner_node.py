@@ -7,11 +7,15 @@ from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry as OdometryMsg, Path
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
+
+from sidewalk_robot.planning.assist import parse_assist_response
+from sidewalk_robot.planning.crossings import parse_route_crossings
 
 from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.planning.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
@@ -28,6 +32,11 @@ CYCLE_WINDOW = 200
 
 DIAGNOSTICS_PERIOD = 1.0
 """Seconds between /diagnostics messages while nothing changes."""
+
+ASSIST_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""Latched like LATCHED_QOS, but deep enough that two changes in one cycle (an approval
+expiring and the question asked again) both reach every subscriber."""
 
 
 def pose_from_message(pose) -> Pose2D:
@@ -48,23 +57,34 @@ class PlannerNode(Node):
         super().__init__('planner')
         self.config = declare_config(self, PlannerConfig)
         self.planner = Planner(self.config)
-        self.cmd_publisher = self.create_publisher(TwistStamped, '/cmd_vel_nav', COMMAND_QOS)
-        self.path_publisher = self.create_publisher(Path, '/planning/path', 10)
-        self.assist_publisher = self.create_publisher(String, '/operator/assist_request',
-                                                      LATCHED_QOS)
+        self.cmd_publisher = self.create_publisher(TwistStamped, 'cmd_vel_nav', COMMAND_QOS)
+        self.path_publisher = self.create_publisher(Path, 'planning/path', 10)
+        self.assist_publisher = self.create_publisher(String, 'operator/assist_request',
+                                                      ASSIST_QOS)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # RViz's 2D Goal Pose, Foxglove and `ros2 topic pub` publish volatile; a mission
         # executive may latch its goal before the planner starts: both must reach the planner.
-        subscribe_from_any_publisher(self, PoseStamped, '/goal_pose', self.on_goal)
-        subscribe_from_any_publisher(self, Path, '/route', self.on_route)
-        self.create_subscription(OdometryMsg, '/odom', self.on_odometry, SENSOR_QOS)
-        self.create_subscription(OccupancyGrid, '/perception/obstacle_grid', self.on_obstacle_grid,
+        subscribe_from_any_publisher(self, PoseStamped, 'goal_pose', self.on_goal)
+        subscribe_from_any_publisher(self, Path, 'route', self.on_route)
+        self.create_subscription(OdometryMsg, 'odom', self.on_odometry, SENSOR_QOS)
+        self.create_subscription(OccupancyGrid, 'perception/obstacle_grid', self.on_obstacle_grid,
                                  COMMAND_QOS)
-        self.create_subscription(OccupancyGrid, '/perception/pedestrian_grid',
+        self.create_subscription(OccupancyGrid, 'perception/pedestrian_grid',
                                  self.on_pedestrian_grid, COMMAND_QOS)
         if self.config.use_scan:
-            self.create_subscription(LaserScan, '/scan', self.on_scan, SENSOR_QOS)
+            self.create_subscription(LaserScan, 'scan', self.on_scan, SENSOR_QOS)
+        # The operator's side (docs/operations.md): crossings of the route, answers, manual
+        # driving, and the health monitor's verdict on the learned model.
+        subscribe_from_any_publisher(self, String, 'route_crossings', self.on_route_crossings)
+        subscribe_from_any_publisher(self, String, 'operator/assist_response',
+                                     self.on_assist_response)
+        subscribe_from_any_publisher(self, Bool, 'operator/manual_mode', self.on_manual_mode)
+        self.create_subscription(TwistStamped, 'operator/manual_cmd', self.on_manual_command,
+                                 COMMAND_QOS)
+        self.create_subscription(DiagnosticStatus, 'monitoring/model_health',
+                                 self.on_model_health, LATCHED_QOS)
         self.cycle_times: deque[float] = deque(maxlen=CYCLE_WINDOW)
+        self.speed_cap: object = None
         self.last_diagnostics = (None, None, -1.0)
         self.create_timer(1.0 / self.config.control_rate, self.on_timer)
         self.get_logger().info(f'planner ready, {self.planner.local_planner.rollout_count} '
@@ -87,7 +107,8 @@ class PlannerNode(Node):
 
     def on_route(self, message: Path) -> None:
         points = [(p.pose.position.x, p.pose.position.y) for p in message.poses]
-        error = self.planner.set_route(points, message.header.frame_id, self.now())
+        error = self.planner.set_route(points, message.header.frame_id, self.now(),
+                                       stamp_to_seconds(message.header.stamp))
         self._report(error)
         if error is None:
             self.get_logger().info(f'new route of {len(points)} waypoints')
@@ -135,6 +156,51 @@ class PlannerNode(Node):
         scan = Scan(stamp_to_seconds(message.header.stamp), points)
         self._report(self.planner.set_scan(scan, self.now()))
 
+    def on_route_crossings(self, message: String) -> None:
+        try:
+            crossings = parse_route_crossings(message.data)
+        except ValueError as error:
+            self.planner.report_input_error(f'route crossings rejected: {error}')
+            self._report(f'route crossings rejected: {error}')
+            return
+        error = self.planner.set_route_crossings(crossings, self.now())
+        self._report(error)
+        if error is None:
+            self.get_logger().info(f'{len(crossings.crossings)} crossings for the route stamped '
+                                   f'{crossings.route_stamp:.3f}')
+
+    def on_assist_response(self, message: String) -> None:
+        try:
+            response = parse_assist_response(message.data)
+        except ValueError as error:
+            self.get_logger().warning(f'assist response ignored: {error}')
+            return
+        ignored = self.planner.answer_assist(response, self.now())
+        if ignored:
+            self.get_logger().warning(ignored)
+        else:
+            self.get_logger().info(f'assist {response.request_id}: {response.decision} by '
+                                   f'{response.operator}' + (f' ({response.note})'
+                                                             if response.note else ''))
+
+    def on_manual_mode(self, message: Bool) -> None:
+        self.planner.set_manual_mode(bool(message.data), self.now())
+        self.get_logger().info(f'manual driving {"on" if message.data else "off"}')
+
+    def on_manual_command(self, message: TwistStamped) -> None:
+        self._report(self.planner.set_manual_command(
+            message.twist.linear.x, message.twist.angular.z,
+            stamp_to_seconds(message.header.stamp), message.header.frame_id, self.now()))
+
+    def on_model_health(self, message: DiagnosticStatus) -> None:
+        values = {kv.key: kv.value for kv in message.values}
+        try:
+            health = float(values['health'])
+        except (KeyError, ValueError):
+            self._report(f'model health report without a "health" figure: {values}')
+            return
+        self._report(self.planner.set_model_health(health, message.message, self.now()))
+
     # ----------------------------------------------------------------------------- outputs
     def on_timer(self) -> None:
         now = self.now()
@@ -150,10 +216,19 @@ class PlannerNode(Node):
         command.twist.angular.z = output.angular
         self.cmd_publisher.publish(command)
         self.path_publisher.publish(self._path_message(output, stamp))
-        if output.assist is not None:
-            payload = output.assist.as_dict(self.config.odom_frame)
+        speed_cap = output.values.get('speed_cap_mps')
+        # A cycle that stopped before judging the health (no odometry yet, manual driving)
+        # says nothing about the cap.
+        judged = 'goal_distance_m' in output.values or output.state == 'idle'
+        if judged and speed_cap != self.speed_cap:
+            self.get_logger().warning(f'model health degraded: speed capped at {speed_cap} m/s'
+                                      if speed_cap is not None else 'speed cap lifted')
+            self.speed_cap = speed_cap
+        for request in output.assists:
+            payload = request.as_dict(self.config.odom_frame)
             self.assist_publisher.publish(String(data=json.dumps(payload)))
-            self.get_logger().warning(f'assist {output.assist.status}: {output.assist.reason}')
+            self.get_logger().warning(f'assist {request.id} {request.status}: {request.question} '
+                                      f'({request.note or request.reason})')
         self._publish_diagnostics(output, now, stamp)
 
     def _path_message(self, output: PlannerOutput, stamp) -> Path:

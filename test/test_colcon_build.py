@@ -11,7 +11,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTABLES = ('perception_node', 'planner_node', 'safety_monitor_node', 'sim_node',
-               'fault_injector_node', 'sidewalk-robot')
+               'fault_injector_node', 'health_monitor_node', 'sidewalk-robot')
 _NOT_SOURCE = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', 'runs', 'datasets',
                                      '__pycache__', '*.egg-info', '.pytest_cache', '.hypothesis')
 

@@ -11,7 +11,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from sidewalk_robot.ros_common import COMMAND_QOS, LATCHED_QOS, SENSOR_QOS
 
@@ -79,9 +79,9 @@ class FakeRobot:
         goal.pose.orientation.w = 1.0
         self.goal.publish(goal)
 
-    def send_route(self, waypoints: list[tuple[float, float]]) -> None:
+    def send_route(self, waypoints: list[tuple[float, float]], stamp=None) -> None:
         route = Path()
-        route.header.stamp = self.node.get_clock().now().to_msg()
+        route.header.stamp = stamp or self.node.get_clock().now().to_msg()
         route.header.frame_id = 'odom'
         for x, y in waypoints:
             waypoint = PoseStamped()
@@ -177,6 +177,8 @@ def test_robot_blocked_on_its_route_asks_an_operator_for_help(ros_process, make_
     assert request['reason'] and request['pose']['frame_id'] == 'odom'
     assert abs(request['pose']['x']) < 1e-6 and request['time'] > 0.0
     assert request['goal'] == {'frame_id': 'odom', 'x': 3.0, 'y': 2.0}
+    assert request['kind'] == 'blocked' and request['question'] == 'blocked: take the detour?'
+    assert request['id'] and request['expires_at'] is None
     assert spin_until(node, lambda: robot.last_state() == 'blocked', timeout=5.0)
     assert robot.statuses[-1]['waypoints_total'] == '3'
     assert robot.commands and all(c.twist.linear.x == 0.0 for c in robot.commands)
@@ -221,4 +223,84 @@ def test_a_wall_only_the_lidar_sees_stops_the_robot_and_a_wrong_frame_is_refused
     frame['id'] = 'base_footprint'
     assert spin_until(node, lambda: 'frame' in robot.statuses[-1].get('last_input_error', ''),
                       timeout=10.0), robot.statuses[-3:]
+    assert planner.alive(), planner.output()
+
+
+def test_a_crossing_is_entered_only_after_the_operator_approves_it(
+        ros_process, make_node, spin_until) -> None:
+    planner = ros_process('planner_node', config='planner')
+    node = make_node('planner_test_crossing')
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)))
+    crossings = node.create_publisher(String, '/route_crossings', LATCHED_QOS)
+    answers = node.create_publisher(String, '/operator/assist_response', 10)
+    route_stamp = node.get_clock().now()
+    # The near kerb 0.8 m ahead: the robot standing at the origin is already at its stop.
+    crossings.publish(String(data=json.dumps({
+        'frame_id': 'odom', 'route_stamp': route_stamp.nanoseconds * 1e-9,
+        'crossings': [{'start': {'x': 0.8, 'y': 0.0}, 'end': {'x': 3.0, 'y': 0.0}}]})))
+    robot.send_route([(0.0, 0.0), (5.0, 0.0)], stamp=route_stamp.to_msg())
+
+    assert spin_until(node, lambda: any(r['kind'] == 'crossing' for r in robot.assist),
+                      timeout=20.0), f'{robot.statuses[-3:]}\n{planner.output()}'
+    request = next(r for r in robot.assist if r['kind'] == 'crossing')
+    assert request['status'] == 'requested' and request['question'] == 'crossing: go?'
+    def at_the_kerb() -> bool:
+        return bool(robot.statuses) and 'kerb' in robot.statuses[-1]['reason']
+
+    assert spin_until(node, at_the_kerb, timeout=5.0), robot.statuses[-3:]
+    assert robot.last_state() == 'waiting'
+    robot.commands.clear()
+    answers.publish(String(data=json.dumps({'id': 'crossing-unknown', 'decision': 'approve',
+                                            'operator': 'test'})))
+    assert spin_until(node, lambda: len(robot.commands) >= 10, timeout=5.0)
+    assert all(c.twist.linear.x == 0.0 for c in robot.commands), 'crossed without approval'
+
+    answers.publish(String(data=json.dumps({'id': request['id'], 'decision': 'approve',
+                                            'operator': 'test', 'note': 'road clear'})))
+    assert spin_until(node, lambda: any(c.twist.linear.x > 0.05 for c in robot.commands),
+                      timeout=10.0), f'{robot.statuses[-3:]}\n{planner.output()}'
+    def approved() -> list[dict]:
+        return [r for r in robot.assist if r['id'] == request['id'] and r['status'] == 'approved']
+
+    assert spin_until(node, lambda: bool(approved()), timeout=5.0), robot.assist
+    assert approved()[0]['operator'] == 'test' and approved()[0]['expires_at'] > 0.0
+    assert 'crossing-unknown' in planner.output()  # the stray answer was logged
+    assert planner.alive(), planner.output()
+
+
+def test_manual_mode_forwards_the_operators_commands_capped_and_stops_when_they_stop(
+        ros_process, make_node, spin_until) -> None:
+    planner = ros_process('planner_node', config='planner')
+    node = make_node('planner_test_manual')
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)))
+    mode = node.create_publisher(Bool, '/operator/manual_mode', LATCHED_QOS)
+    manual = node.create_publisher(TwistStamped, '/operator/manual_cmd', COMMAND_QOS)
+    sending = {'on': True}
+
+    def joystick() -> None:
+        if sending['on']:
+            command = TwistStamped()
+            command.header.stamp = node.get_clock().now().to_msg()
+            command.header.frame_id = 'base_link'
+            command.twist.linear.x, command.twist.angular.z = 3.0, 0.4
+            manual.publish(command)
+
+    node.create_timer(0.05, joystick)
+    mode.publish(Bool(data=True))
+    assert spin_until(node, lambda: any(c.twist.linear.x > 0.0 for c in robot.commands),
+                      timeout=20.0), f'{robot.statuses[-3:]}\n{planner.output()}'
+    forwarded = [c for c in robot.commands if c.twist.linear.x > 0.0]
+    assert all(c.twist.linear.x == pytest.approx(0.8) for c in forwarded)  # manual_max_linear_speed
+    assert all(c.twist.angular.z == pytest.approx(0.4) for c in forwarded)
+    assert spin_until(node, lambda: robot.last_state() == 'manual', timeout=5.0)
+
+    sending['on'] = False
+    assert spin_until(node, lambda: 'stale' in robot.statuses[-1].get('reason', ''),
+                      timeout=5.0), robot.statuses[-3:]
+    robot.commands.clear()
+    assert spin_until(node, lambda: len(robot.commands) >= 3, timeout=5.0)
+    assert all(c.twist.linear.x == 0.0 and c.twist.angular.z == 0.0 for c in robot.commands)
+
+    mode.publish(Bool(data=False))
+    assert spin_until(node, lambda: robot.last_state() == 'idle', timeout=5.0)
     assert planner.alive(), planner.output()

@@ -102,7 +102,7 @@ def test_weaves_through_obstacles_on_a_two_metre_sidewalk() -> None:
     ticks = drive(planner_to(15.0, 0.0), world, START, duration=60.0)
     assert ticks[-1].output.state == 'arrived'
     assert closest_approach(world, ticks) > 0.0
-    assert not any(t.output.assist for t in ticks)
+    assert not any(t.output.assists for t in ticks)
 
 
 def _wall_with_gap(gap: float) -> World:
@@ -125,7 +125,7 @@ def test_refuses_a_gap_narrower_than_the_robot_and_asks_for_help() -> None:
     assert closest_approach(world, ticks) >= CONFIG.clearance_margin - 0.02
     states = [t.output.state for t in ticks]
     assert 'arrived' not in states
-    requests = [t.output.assist for t in ticks if t.output.assist is not None]
+    requests = [request for t in ticks for request in t.output.assists]
     assert len(requests) == 1 and requests[0].status == 'requested'
     assert 'operator' in ticks[-1].output.reason and states[-1] == 'blocked'
     assert ticks[-1].output.linear == 0.0
@@ -251,7 +251,7 @@ def test_asks_for_help_when_blocked_and_resumes_when_the_way_clears() -> None:
 
     ticks = drive(planner_to(8.0, 0.0, stuck_timeout=10.0), world, START, duration=40.0,
                   world_update=wall_removed)
-    requests = [(t.time, t.output.assist) for t in ticks if t.output.assist is not None]
+    requests = [(t.time, request) for t in ticks for request in t.output.assists]
     assert [r.status for _, r in requests] == ['requested', 'resolved']
     requested_at, request = requests[0]
     assert 108.0 < requested_at < 120.0
@@ -269,7 +269,7 @@ def test_passes_a_gap_whose_edges_perception_mislabels_as_pedestrians() -> None:
     ticks = drive(planner_to(9.0, 0.0), world, START, duration=40.0)
     assert ticks[-1].output.state == 'arrived'
     assert closest_approach(world, ticks) > 0.0
-    assert not any(t.output.assist for t in ticks)
+    assert not any(t.output.assists for t in ticks)
     # Were they taken for people standing in the gap, the robot would wait in front of them.
     polite = drive(planner_to(9.0, 0.0, pedestrian_static_time=1000.0), world, START,
                    duration=15.0)
@@ -315,8 +315,7 @@ def test_circling_without_route_progress_stops_and_asks_for_help_at_once() -> No
         planner.set_pedestrian_grid(pedestrians, now)
         output = planner.step(now)
         outputs.append(output)
-        if output.assist is not None:
-            requests.append((now, output.assist))
+        requests += [(now, request) for request in output.assists]
     assert [r.status for _, r in requests] == ['requested']
     requested_at = requests[0][0]
     # The first quarter turn (3.1 s) still gains route progress; 4 m more take 8 s.
@@ -339,7 +338,7 @@ def test_resumes_only_when_the_way_stays_open_and_in_view() -> None:
 
     ticks = drive(planner_to(8.0, 0.0, stuck_timeout=10.0), world, START, duration=40.0,
                   world_update=wall_flickers_then_fog)
-    requests = [(t.time, t.output.assist.status) for t in ticks if t.output.assist is not None]
+    requests = [(t.time, request.status) for t in ticks for request in t.output.assists]
     assert [status for _, status in requests] == ['requested', 'resolved']
     assert requests[0][0] < 116.0 and 125.0 + RESUME_HOLD <= requests[1][0] < 127.0
     assert ticks[-1].output.state == 'arrived'
@@ -374,8 +373,8 @@ def test_waits_longer_for_people_than_for_a_wall_before_asking_for_help(blocker:
     getattr(world, blocker).append(Box(3.0, -1.0, 3.4, 1.0))  # across the whole sidewalk
     planner = planner_to(8.0, 0.0, stuck_timeout=5.0, pedestrian_wait_timeout=15.0)
     ticks = drive(planner, world, START, duration=25.0)
-    requested = [t.time for t in ticks if t.output.assist is not None
-                 and t.output.assist.status == 'requested']
+    requested = [t.time for t in ticks for request in t.output.assists
+                 if request.status == 'requested']
     assert len(requested) == 1
     # The clock starts at the last route progress, 3-5 s in, when the robot has stopped.
     if blocker == 'pedestrians':
@@ -400,6 +399,6 @@ def test_being_pushed_about_while_stopped_is_not_circling() -> None:
         planner.set_obstacle_grid(obstacles, now)
         planner.set_pedestrian_grid(pedestrians, now)
         outputs.append(planner.step(now))
-    assert all(output.assist is None for output in outputs), \
-        [o.reason for o in outputs if o.assist is not None][:1]
+    assert not any(output.assists for output in outputs), \
+        [o.reason for o in outputs if o.assists][:1]
     assert all(output.linear == 0.0 for output in outputs[-50:])

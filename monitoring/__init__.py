@@ -1,0 +1,1 @@
+"""Online monitoring of the stack: the learned model's health against the lidar."""
