@@ -63,9 +63,12 @@ class PlannerNode(Node):
                                                       ASSIST_QOS)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # RViz's 2D Goal Pose, Foxglove and `ros2 topic pub` publish volatile; a mission
-        # executive may latch its goal before the planner starts: both must reach the planner.
-        subscribe_from_any_publisher(self, PoseStamped, 'goal_pose', self.on_goal)
-        subscribe_from_any_publisher(self, Path, 'route', self.on_route)
+        # executive may latch its goal before the planner starts: both must reach the planner,
+        # and a publisher's older goal arriving late through another subscription must not
+        # replace its newer one.
+        subscribe_from_any_publisher(self, PoseStamped, 'goal_pose', self.on_goal,
+                                     newest_only=True)
+        subscribe_from_any_publisher(self, Path, 'route', self.on_route, newest_only=True)
         self.create_subscription(OdometryMsg, 'odom', self.on_odometry, SENSOR_QOS)
         self.create_subscription(OccupancyGrid, 'perception/obstacle_grid', self.on_obstacle_grid,
                                  COMMAND_QOS)
@@ -75,10 +78,12 @@ class PlannerNode(Node):
             self.create_subscription(LaserScan, 'scan', self.on_scan, SENSOR_QOS)
         # The operator's side (docs/operations.md): crossings of the route, answers, manual
         # driving, and the health monitor's verdict on the learned model.
-        subscribe_from_any_publisher(self, String, 'route_crossings', self.on_route_crossings)
+        subscribe_from_any_publisher(self, String, 'route_crossings', self.on_route_crossings,
+                                     newest_only=True)
         subscribe_from_any_publisher(self, String, 'operator/assist_response',
                                      self.on_assist_response)
-        subscribe_from_any_publisher(self, Bool, 'operator/manual_mode', self.on_manual_mode)
+        subscribe_from_any_publisher(self, Bool, 'operator/manual_mode', self.on_manual_mode,
+                                     newest_only=True)
         self.create_subscription(TwistStamped, 'operator/manual_cmd', self.on_manual_command,
                                  COMMAND_QOS)
         self.create_subscription(DiagnosticStatus, 'monitoring/model_health',

@@ -4,7 +4,6 @@ cv_bridge and tf2 are not available from PyPI, so images convert with numpy here
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -16,6 +15,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
+
+from sidewalk_robot.delivery_filter import FirstCopyFilter
 
 SENSOR_QOS = qos_profile_sensor_data
 """Best effort, keep last 5: sensors where a newer sample replaces a lost one."""
@@ -41,10 +42,6 @@ ANY_PUBLISHER_QOS = (
 """One subscription per kind of publisher: latched (gets a message sent before we started),
 reliable volatile (the default of rclpy, rclcpp, ``ros2 topic pub``, RViz and Foxglove, delivered
 reliably) and best effort (matches every publisher, including best-effort drivers)."""
-
-_DELIVERIES_REMEMBERED = 64
-"""(publisher, sequence number) pairs kept to recognise a message that several of the
-subscriptions delivered; far more than can arrive between two copies of one message."""
 
 DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
                      'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
@@ -72,23 +69,12 @@ def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,
     called as ``callback(message, (publisher_gid, sequence_number))``, for callers that must
     see every message (an e-stop press) and still know a publisher's newest.
     """
-    delivered: deque[tuple[bytes, int]] = deque(maxlen=_DELIVERIES_REMEMBERED)
-    seen: set[tuple[bytes, int]] = set()
-    newest_by_publisher: dict[bytes, int] = {}
+    admitted = FirstCopyFilter(newest_only=newest_only)
 
     def first_copy_only(message: object, info: Mapping[str, object]) -> None:
-        publisher, sequence = (bytes(info['publisher_gid']['data']),
-                               int(info['publication_sequence_number']))
-        key = (publisher, sequence)
-        if key in seen:
+        key = (bytes(info['publisher_gid']['data']), int(info['publication_sequence_number']))
+        if not admitted.admit(*key):
             return
-        if len(delivered) == delivered.maxlen:
-            seen.discard(delivered[0])
-        delivered.append(key)
-        seen.add(key)
-        if newest_only and sequence < newest_by_publisher.get(publisher, -1):
-            return
-        newest_by_publisher[publisher] = max(sequence, newest_by_publisher.get(publisher, -1))
         if with_origin:
             callback(message, key)
         else:
