@@ -77,7 +77,7 @@ CONFIG_TYPES = {'perception': PerceptionConfig, 'planner': PlannerConfig,
                 'safety_monitor': SafetyConfig, 'sim': SimConfig,
                 'fault_injector': FaultInjectorConfig, 'operator': OperatorConfig,
                 'incident_recorder': IncidentRecorderConfig,
-                'robot_description': DescriptionConfig}
+                'robot_description': DescriptionConfig, 'health_monitor': HealthMonitorConfig}
 """The config dataclass of each config/<node>.yaml checked here (a node started with its file
 checks it too: run_node refuses keys it does not have)."""
 
@@ -88,8 +88,7 @@ def test_every_shipped_node_config_sets_only_known_parameters_with_allowed_value
     settings = command_line_settings(['--ros-args', '--params-file', str(path)])
     assert settings and settings_for_node(settings, f'/{path.stem}') == settings
     config_type = CONFIG_TYPES.get(path.stem)
-    if config_type is None:
-        pytest.skip(f'no config dataclass listed for {path.name} in CONFIG_TYPES')
+    assert config_type is not None, f'list the config dataclass of {path.name} in CONFIG_TYPES'
     config_from_dict(config_type, {s.name: s.value for s in settings})
     types = field_types(config_type)
     assert not [s.name for s in settings if types[s.name] is float and type(s.value) is int], \

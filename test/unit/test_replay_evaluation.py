@@ -205,5 +205,5 @@ def test_criteria_file_overrides_defaults_and_rejects_unknown_keys(tmp_path) -> 
     with pytest.raises(ValueError, match='min_recal'):
         load_criteria(path)
     path.write_text('min_recall: 2.0\n')
-    with pytest.raises(ValueError, match='above its maximum'):
+    with pytest.raises(ValueError, match='must be a decimal number from 0.0 to 1.0'):
         load_criteria(path)
