@@ -2,7 +2,11 @@
 
 - Segmentation: confusion matrix, per-class IoU, pixel accuracy.
 - Calibration: ECE of the obstacle probability (obstacle + pedestrian vs the rest) per pixel,
-  and of the top-1 confidence.
+  and of the top-1 confidence; ECE and reliability of the grid's obstacle probability per cell,
+  over every known cell of the region and over the *decisive* cells alone (see
+  ``GridCalibration``): the overall figures are dominated by easy free cells.
+- Uncertainty: per frame, the mean normalised entropy over the near-ground region
+  (perception.uncertainty); its mean and percentiles over the frames.
 - BEV: the frames go through the same projection as the node. Ground truth is the obstacle
   layout rasterised in base_link. Only cells in the camera's view within ``max_distance`` of
   base_link count. Recall is over the obstacle cells the camera can actually see (a cell is
@@ -31,14 +35,17 @@ from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.perception.dataset import Frames
 from sidewalk_robot.perception.geometry import CameraModel, GridGeometry
 from sidewalk_robot.perception.labels import CLASS_NAMES, OBSTACLE_CLASSES
-from sidewalk_robot.perception.model_io import LoadedModel
-from sidewalk_robot.perception.pipeline import bev_inputs, class_probabilities
+from sidewalk_robot.perception.model_io import LoadedModel, class_probabilities
+from sidewalk_robot.perception.pipeline import bev_inputs
+from sidewalk_robot.perception.uncertainty import frame_uncertainty, near_ground_region
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
     max_distance: float = 4.0
     tolerance: float = 0.2
+    boundary_distance: float = 0.3
+    """Free cells this close to a ground-truth obstacle cell are decisive (GridCalibration)."""
     obstacle_threshold: float = 0.5
     block_threshold: float = PerceptionConfig.block_threshold
     min_block_rows: int = PerceptionConfig.min_block_rows
@@ -178,6 +185,69 @@ class BevScores:
                 **{key: int(value) for key, value in c.items()}}
 
 
+class GridCalibration:
+    """Calibration of the grid's obstacle probability per cell, against the rasterised layout.
+
+    Cells count when they lie in the evaluated region (in view, within ``max_distance``) and the
+    grid knows them (unknown cells carry no probability). ``overall``: every such cell.
+    ``decisive``: the cells that decide where the robot may drive, i.e. those that are
+    obstacle in truth, free cells within ``boundary_cells`` of one (where the obstacle's edge,
+    and so the clearance, is placed) and cells the grid claims as obstacle (p >= threshold:
+    false alarms stop the robot). The rest, free ground far from anything that the network
+    calls free with near certainty, make up most cells and most of the overall figure.
+    """
+
+    def __init__(self, boundary_cells: float, threshold: float) -> None:
+        self.boundary_cells = boundary_cells
+        self.threshold = threshold
+        self.overall = CalibrationBins()
+        self.decisive = CalibrationBins()
+
+    def add(self, predicted: np.ndarray, footprint: np.ndarray, region: np.ndarray) -> None:
+        """``predicted`` obstacle probability grid (NaN unknown), ``footprint`` > 0 occupied."""
+        known = region & ~np.isnan(predicted)
+        occupied = footprint > 0
+        claimed = np.nan_to_num(predicted, nan=0.0) >= self.threshold
+        decisive = known & (dilate(occupied, self.boundary_cells) | claimed)
+        self.overall.add(predicted[known], occupied[known])
+        self.decisive.add(predicted[decisive], occupied[decisive])
+
+    def summary(self) -> dict[str, Any]:
+        def of(bins: CalibrationBins) -> dict[str, Any]:
+            reliability = bins.reliability()
+            return {'ece': round(bins.expected_calibration_error(), 4),
+                    'cells': int(bins.count.sum()),
+                    'obstacle_share': round(float(bins.outcome_sum.sum()
+                                                  / max(1, bins.count.sum())), 4),
+                    'reliability': {key: [round(float(v), 4) for v in values]
+                                    for key, values in reliability.items()}}
+        return {'overall': of(self.overall), 'decisive': of(self.decisive),
+                'boundary_cells': self.boundary_cells, 'threshold': self.threshold}
+
+
+class UncertaintyScores:
+    """Per-frame uncertainty (perception.uncertainty), summarised over the frames."""
+
+    def __init__(self) -> None:
+        self.class_entropy: list[float] = []
+        self.group_entropy: list[float] = []
+
+    def add(self, probabilities: np.ndarray, region: np.ndarray) -> None:
+        """(C, H, W) probabilities of one frame."""
+        uncertainty = frame_uncertainty(probabilities, region)
+        self.class_entropy.append(uncertainty.class_entropy)
+        self.group_entropy.append(uncertainty.group_entropy)
+
+    def summary(self) -> dict[str, Any]:
+        def of(values: list[float]) -> dict[str, float]:
+            array = np.asarray(values, dtype=np.float64)
+            return {'mean': round(float(np.mean(array)), 4),
+                    **{f'p{q}': round(float(np.percentile(array, q)), 4)
+                       for q in (5, 50, 90, 95, 99)}}
+        return {'class_entropy': of(self.class_entropy), 'group_entropy': of(self.group_entropy),
+                'region': 'pixels whose ray meets the ground within max_distance'}
+
+
 Predictor = Callable[[Frames, slice], torch.Tensor]
 """(frames, batch slice) -> (N, C, h, w) class probabilities for those frames."""
 
@@ -208,6 +278,10 @@ def evaluate_frames(predict: Predictor, frames: Frames, camera: CameraModel, gri
     region = projector.in_view & (np.hypot(centres[..., 0], centres[..., 1]) <= settings.max_distance)
     segmentation = SegmentationScores()
     bev = BevScores(settings.tolerance / grid.resolution)
+    grid_calibration = GridCalibration(settings.boundary_distance / grid.resolution,
+                                       settings.obstacle_threshold)
+    uncertainty = UncertaintyScores()
+    near_ground: np.ndarray | None = None
     size = (settings.projection_height, settings.projection_width)
     starts = range(0, len(frames), settings.batch_size)
     if progress:
@@ -217,15 +291,23 @@ def evaluate_frames(predict: Predictor, frames: Frames, camera: CameraModel, gri
         stop = min(start + settings.batch_size, len(frames))
         probabilities = predict(frames, slice(start, stop))
         segmentation.add(probabilities.numpy(), frames.label[start:stop])
+        if near_ground is None:
+            height, width = probabilities.shape[-2:]
+            near_ground = near_ground_region(CameraModel(
+                camera.intrinsics.scaled_to(width, height), camera.extrinsics),
+                settings.max_distance)
         for offset in range(stop - start):
             index = start + offset
+            uncertainty.add(probabilities[offset].numpy(), near_ground)
             obstacle, pedestrian, block = bev_inputs(probabilities[offset], size)
             grids = projector.project(obstacle, pedestrian, block)
             footprint = frames.footprint[index]
             visible = visible_cells((footprint > 0) & region, frames.depth[index], depth_camera, grid)
             bev.add(grids.obstacle, footprint, visible, region, settings.obstacle_threshold)
+            grid_calibration.add(grids.obstacle, footprint, region)
     return {'frames': len(frames), 'settings': asdict(settings), **segmentation.summary(),
-            'bev': bev.summary()}
+            'bev': bev.summary(), 'grid_calibration': grid_calibration.summary(),
+            'uncertainty': uncertainty.summary()}
 
 
 def plot_confusion_matrix(confusion: np.ndarray, path: Path, title: str) -> None:

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -26,6 +26,9 @@ from sidewalk_robot.perception.dataset import (SHAPE_BOX, SHAPE_DISC, Frames, La
                                                rasterise_layout)
 from sidewalk_robot.perception.geometry import GridGeometry
 from sidewalk_robot.perception.labels import OBSTACLE
+
+if TYPE_CHECKING:
+    from sidewalk_robot.simulation.randomization import RandomizationConfig
 
 ROBOT_HEIGHT = 0.54
 """Bodies whose bottom is higher than the robot (sign boards, barrier panels) cannot be hit:
@@ -38,8 +41,10 @@ LAYOUT_RADIUS = 12.0
 class GenerationConfig:
     train_worlds: tuple[str, ...] = describe(
         ('sidewalk_straight', 'street_corner', 'busy_sidewalk'), 'worlds to train on')
-    held_out_worlds: tuple[str, ...] = describe(('construction_narrow',),
-                                                'worlds kept out of training, for evaluation only')
+    held_out_worlds: tuple[str, ...] = describe(
+        ('construction_narrow', 'tiled_street'),
+        'worlds kept out of training, for evaluation only: construction_narrow (obstacles no '
+        'training world has) and tiled_street (ground patterns and colours no training scene has)')
     episodes_per_world: int = describe(50, 'randomised scenes per training world', min=1)
     held_out_episodes: int = describe(60, 'randomised scenes per held-out world', min=1)
     frames_per_episode: int = describe(20, 'robot poses rendered per scene', min=1)
@@ -70,10 +75,19 @@ class GenerationConfig:
         'any world\'s models; 0: only single boxes and poles, as in held-out scenes)',
         min=0.0, max=1.0)
     train_ground_recolor_probability: float = describe(
-        0.6, 'chance that each ground model (lawn, road, sidewalk, curb) of a training scene gets '
+        0.75, 'chance that each ground model (lawn, road, sidewalk, curb) of a training scene gets '
         'a wholly new colour of any hue (hedge greens included), so that the network must tell '
-        'ground from obstacle by geometry and context, not by colour. Held-out scenes keep '
-        'their world\'s colours.', min=0.0, max=1.0)
+        'ground from obstacle by geometry and context, not by colour (0.6 up to v5). Held-out '
+        'scenes keep their world\'s colours.', min=0.0, max=1.0)
+    train_obstacle_recolor_probability: float = describe(
+        0.5, 'chance that each static obstacle model of a training scene (hedge, bin, bench, '
+        'house, ...) gets new colours, one per part, so that no kind of obstacle is known by its '
+        'colour (0 up to v5). Held-out scenes keep their world\'s colours.', min=0.0, max=1.0)
+    train_recolor_saturation: tuple[float, ...] = describe(
+        (0.0, 1.0), 'saturation range of a new colour in training scenes ((0, 0.8) up to v5)')
+    train_recolor_value: tuple[float, ...] = describe(
+        (0.08, 0.95), 'brightness (HSV value) range of a new colour in training scenes '
+        '((0.15, 0.9) up to v5)')
 
 
 @dataclass(frozen=True)
@@ -228,11 +242,27 @@ def without_some_obstacles(world, fraction: float, rng: np.random.Generator):
     return world.replace(bodies=tuple(body for body in world.bodies if body.model not in dropped))
 
 
+def scene_randomization(config: GenerationConfig, held_out: bool) -> RandomizationConfig | None:
+    """The simulator's domain randomisation for one scene (None: none): held-out scenes get the
+    simulator's default, training scenes the wider colour changes of ``config``."""
+    from sidewalk_robot.simulation.randomization import RandomizationConfig
+
+    if not config.randomize:
+        return None
+    if held_out:
+        return RandomizationConfig()
+    return RandomizationConfig(
+        color_jitter=config.train_color_jitter,
+        ground_recolor_probability=config.train_ground_recolor_probability,
+        obstacle_recolor_probability=config.train_obstacle_recolor_probability,
+        recolor_saturation=config.train_recolor_saturation,
+        recolor_value=config.train_recolor_value)
+
+
 def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
                    grid: GridGeometry, held_out: bool = False) -> list[RenderedFrame]:
     from sidewalk_robot.simulation.config import SimConfig
     from sidewalk_robot.simulation.headless import HeadlessSimulator
-    from sidewalk_robot.simulation.randomization import RandomizationConfig
     from sidewalk_robot.simulation.scenario import scenario_from_dict
     from sidewalk_robot.simulation.world import load_world
 
@@ -242,11 +272,7 @@ def episode_frames(world_name: str, episode_seed: int, config: GenerationConfig,
         world = without_some_obstacles(world, config.drop_obstacle_fraction, rng)
     overlay = scenario_from_dict(random_overlay(world.route, config, rng, f'gen{episode_seed}',
                                                   held_out))
-    randomization = None
-    if config.randomize:
-        randomization = RandomizationConfig() if held_out else RandomizationConfig(
-            color_jitter=config.train_color_jitter,
-            ground_recolor_probability=config.train_ground_recolor_probability)
+    randomization = scene_randomization(config, held_out)
     sample, _ = _route_sampler(world.route)
     rendered: list[RenderedFrame] = []
     # The robot is teleported between frames: walkers must not react to where it last stood.

@@ -11,6 +11,8 @@ CLASS_NAMES: tuple[str, ...] = ('sidewalk', 'not_drivable', 'obstacle', 'pedestr
 SIDEWALK, NOT_DRIVABLE, OBSTACLE, PEDESTRIAN, BACKGROUND = range(len(CLASS_NAMES))
 GROUND_CLASSES: tuple[int, ...] = (SIDEWALK, NOT_DRIVABLE)
 OBSTACLE_CLASSES: tuple[int, ...] = (OBSTACLE, PEDESTRIAN)
+GRID_GROUPS: tuple[tuple[int, ...], ...] = (GROUND_CLASSES, OBSTACLE_CLASSES, (BACKGROUND,))
+"""What the BEV projection tells apart: ground (walk on), something to avoid, sky."""
 IGNORE_LABEL = 255
 """Label value for pixels that carry no class (never produced by the simulator)."""
 

@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
 
 from sidewalk_robot.config import describe
 from sidewalk_robot.perception import dataset as dataset_files
 from sidewalk_robot.perception.calibration import fit_temperature
-from sidewalk_robot.perception.dataset import Frames, load_split
+from sidewalk_robot.perception.dataset import Frames, file_sha256, load_split
 from sidewalk_robot.perception.evaluation import SegmentationScores
-from sidewalk_robot.perception.labels import (BACKGROUND, CLASS_NAMES, GROUND_CLASSES,
-                                              IGNORE_LABEL, OBSTACLE_CLASSES)
+from sidewalk_robot.perception.labels import CLASS_NAMES, GRID_GROUPS, IGNORE_LABEL
 from sidewalk_robot.perception.model import (DEFAULT_STAGES, ArchitectureSpec, InputSpec,
                                              SegmentationNet, StageSpec)
-from sidewalk_robot.perception.model_io import read_card, save_model
+from sidewalk_robot.perception.model_io import WEIGHTS_FILE, read_card, save_model
 
 ARCHITECTURES = {
     'default': ArchitectureSpec(),
@@ -43,7 +43,7 @@ CALIBRATION_PIXELS = 1_000_000
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    dataset: str = describe('datasets/sidewalk_v2', 'dataset folder (sidewalk-robot dataset)')
+    dataset: str = describe('datasets/sidewalk_v3', 'dataset folder (sidewalk-robot dataset)')
     output: str = describe('models/sidewalk_seg_v6', 'model folder to write (model.pt + card.json)')
     run_dir: str = describe('runs/perception/sidewalk_seg_v6', 'checkpoints of this run')
     version: str = describe('sidewalk_seg_v6', 'model version written into the card')
@@ -67,8 +67,15 @@ class TrainingConfig:
                                         'background): confusions inside a group cost the grid '
                                         'nothing, confusions between groups move its contacts',
                                         min=0.0)
-    augment: bool = describe(True, 'flips, colour, contrast, noise and blur on the fly')
+    augment: bool = describe(True, 'mirror images and photometric changes on the fly (any hue, '
+                             'saturation, channel order, brightness, contrast, blur, noise)')
     max_train_frames: int = describe(0, 'use at most this many training frames (0 = all)', min=0)
+    add_datasets: tuple[str, ...] = describe((), 'more datasets (incident exports: sidewalk-robot '
+                                             'incidents export) whose train split is added to '
+                                             'the training frames, after max_train_frames')
+    init_from: str = describe('', 'start from the weights of this model folder (one network of '
+                              'the same architecture, checked against its card) instead of '
+                              'random ones: fine-tuning; empty: from scratch')
     seed: int = describe(0, 'seed of initialisation, order and augmentation', min=0)
     device: str = describe('auto', 'auto (cuda when available), cpu or cuda')
     num_threads: int = describe(1, 'torch CPU threads (on a shared 2-core machine one thread '
@@ -91,8 +98,6 @@ def class_weights(balance: dict[str, float], power: float) -> torch.Tensor:
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-GRID_GROUPS: tuple[tuple[int, ...], ...] = (GROUND_CLASSES, OBSTACLE_CLASSES, (BACKGROUND,))
-"""What the BEV projection distinguishes: ground (walk on), something to avoid, sky."""
 EDGE_MODES = ('classes', 'groups')
 
 
@@ -136,36 +141,92 @@ def pixel_weights(labels: torch.Tensor, edge_weight: float,
     return weights
 
 
+@dataclass(frozen=True)
+class Photometric:
+    """One image's appearance change, applied in this order with torchvision's functional
+    transforms; the defaults change nothing."""
+    hue: float = 0.0
+    """Hue shift as a fraction of the colour wheel, -0.5 .. 0.5."""
+    saturation: float = 1.0
+    channel_order: tuple[int, int, int] = (0, 1, 2)
+    brightness: float = 1.0
+    contrast: float = 1.0
+    blur_sigma: float = 0.0
+    """Gaussian blur sigma in pixels (0: none)."""
+    noise_sigma: float = 0.0
+    """Gaussian pixel noise, fraction of full scale."""
+
+
+BLUR_KERNEL = 5
+
+
+def draw_photometric(generator: torch.Generator) -> Photometric:
+    """A random appearance: any hue (the colour of a surface must not name its class), grey in
+    one image of ten, swapped channels, exposure, contrast, sometimes blur, always some noise."""
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand(1, generator=generator))
+
+    def chance(probability: float) -> bool:
+        return float(torch.rand(1, generator=generator)) < probability
+
+    hue = uniform(-0.5, 0.5) if chance(0.8) else 0.0
+    saturation = 0.0 if chance(0.1) else uniform(0.3, 1.7)
+    channel_order = (tuple(torch.randperm(3, generator=generator).tolist()) if chance(0.2)
+                     else (0, 1, 2))
+    return Photometric(hue=hue, saturation=saturation, channel_order=channel_order,
+                       brightness=uniform(0.6, 1.4), contrast=uniform(0.6, 1.4),
+                       blur_sigma=uniform(0.3, 1.2) if chance(0.3) else 0.0,
+                       noise_sigma=uniform(0.0, 0.04))
+
+
+def apply_photometric(image: torch.Tensor, change: Photometric,
+                      noise_generator: torch.Generator) -> torch.Tensor:
+    """``image`` float (3, H, W) in [0, 1] -> the same scene with ``change``'s appearance."""
+    if change.hue:
+        image = TF.adjust_hue(image, change.hue)
+    if change.saturation != 1.0:
+        image = TF.adjust_saturation(image, change.saturation)
+    if change.channel_order != (0, 1, 2):
+        image = TF.permute_channels(image, list(change.channel_order))
+    image = TF.adjust_contrast(TF.adjust_brightness(image, change.brightness), change.contrast)
+    if change.blur_sigma:
+        image = TF.gaussian_blur(image, [BLUR_KERNEL, BLUR_KERNEL],
+                                 [change.blur_sigma, change.blur_sigma])
+    if change.noise_sigma:
+        # Drawn from the training generator (torchvision's gaussian_noise draws from the global
+        # one), so that a resumed run adds the same noise as an uninterrupted one.
+        noise = torch.randn(image.shape, generator=noise_generator).to(image.device)
+        image = image + noise * change.noise_sigma
+    return image.clamp(0.0, 1.0)
+
+
 def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random photometric changes and mirror images; ``images`` float in [0, 1] (N, 3, H, W)."""
-    count, device = images.shape[0], images.device
-
-    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return (low + (high - low) * torch.rand(*shape, generator=generator)).to(device)
-
-    flip = (torch.rand(count, generator=generator) < 0.5).to(device)
+    """Mirror images and a random appearance per image (``draw_photometric``); ``images`` float
+    in [0, 1] (N, 3, H, W). Every draw comes from ``generator``: seeded and resumable."""
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
-    # Colour: mix the channels with a random matrix near identity (hue and saturation shifts),
-    # sometimes swap them or drop to grey, so that colour alone never decides the class.
-    mixing = torch.eye(3) + 0.15 * torch.randn(count, 3, 3, generator=generator)
-    swap = torch.rand(count, generator=generator) < 0.2
-    for index in torch.nonzero(swap).flatten().tolist():
-        mixing[index] = mixing[index][torch.randperm(3, generator=generator)]
-    grey = torch.rand(count, generator=generator) < 0.1
-    mixing[grey] = torch.full((3, 3), 1.0 / 3.0)
-    images = torch.einsum('nij,njhw->nihw', mixing.to(device), images)
-    gain = uniform(0.65, 1.35, count, 1, 1, 1) * uniform(0.85, 1.15, count, 3, 1, 1)
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = uniform(0.7, 1.3, count, 1, 1, 1)
-    images = (images - mean) * contrast + mean
-    images = images * gain + uniform(-0.08, 0.08, count, 1, 1, 1)
-    blur = (torch.rand(count, generator=generator) < 0.2).to(device)
-    blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
-    images = torch.where(blur[:, None, None, None], blurred, images)
-    noise = torch.randn(images.shape, generator=generator).to(device) * uniform(0.0, 0.04, count, 1, 1, 1)
-    return (images + noise).clamp(0.0, 1.0), labels
+    changed = [apply_photometric(image, draw_photometric(generator), generator)
+               for image in images]
+    return torch.stack(changed), labels
+
+
+def initial_weights(folder: Path, architecture: ArchitectureSpec
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The trained weights in model ``folder`` (not folded for inference) and their version and
+    hash for the new card; ValueError unless they are the card's and fit ``architecture``."""
+    card = read_card(folder)
+    if 'members' in card:
+        raise ValueError(f'{folder} is an ensemble: start from one of its member folders')
+    weights_path = folder / str(card.get('weights_file', WEIGHTS_FILE))
+    if not weights_path.is_file() or file_sha256(weights_path) != card.get('weights_sha256'):
+        raise ValueError(f'weights in {folder} are missing or are not the ones its card records')
+    saved = torch.load(weights_path, map_location='cpu', weights_only=True)
+    if ArchitectureSpec.from_dict(saved['architecture']) != architecture:
+        raise ValueError(f'the network in {folder} has another architecture than this training')
+    return saved['state_dict'], {'version': str(card.get('version')),
+                                 'weights_sha256': str(card['weights_sha256'])}
 
 
 def normalise_batch(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
@@ -245,16 +306,33 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
         train_frames = train_frames.subset(slice(0, config.max_train_frames))
         validation_frames = validation_frames.subset(
             slice(0, max(8, config.max_train_frames // 4)))
+    added = []
+    for extra in config.add_datasets:
+        extra_card, extra_frames = dataset_files.verify(_resolve(root, extra)), load_split(
+            _resolve(root, extra), 'train')
+        if extra_frames.image.shape[1:3] != train_frames.image.shape[1:3]:
+            raise ValueError(f'dataset {extra}: images {extra_frames.image.shape[1:3]} differ '
+                             f'from {train_frames.image.shape[1:3]} of {config.dataset}')
+        train_frames = Frames.concatenate([train_frames, extra_frames])
+        added.append({'path': extra, 'content_hash': extra_card['content_hash'],
+                      'train_frames': len(extra_frames)})
     height, width = train_frames.image.shape[1:3]
     spec = InputSpec(width=width, height=height)
 
     torch.manual_seed(config.seed)
-    network = SegmentationNet(ARCHITECTURES[config.architecture]).to(
-        device, memory_format=torch.channels_last)
+    network = SegmentationNet(ARCHITECTURES[config.architecture])
+    initialised_from = None
+    if config.init_from:
+        state, record = initial_weights(_resolve(root, config.init_from), network.spec)
+        network.load_state_dict(state)
+        initialised_from = {'folder': config.init_from, **record}
+    network = network.to(device, memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    steps_per_epoch = math.ceil(len(train_frames) / config.batch_size)
+    # A last batch of one image cannot be trained (BatchNorm needs two per channel): it is
+    # left out of that epoch (another image each epoch, the order being shuffled).
+    steps_per_epoch = max(1, math.ceil((len(train_frames) - 1) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
     weights = class_weights(card['class_balance']['train'], config.class_weight_power).to(device)
     checkpoint_path = run_dir / CHECKPOINT_FILE
@@ -327,8 +405,10 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True,
         'dataset': {'path': config.dataset, 'content_hash': card['content_hash'],
                     'train_worlds': card['worlds']['train'],
                     'held_out_worlds': card['worlds']['held_out'],
-                    'train_frames': len(train_frames), 'validation_frames': len(validation_frames)},
-        'training': {'config': asdict(config), 'history': history, 'device': str(device),
+                    'train_frames': len(train_frames), 'validation_frames': len(validation_frames),
+                    'added': added},
+        'training': {'config': asdict(config), 'initialised_from': initialised_from,
+                     'history': history, 'device': str(device),
                      'torch': torch.__version__, 'machine': platform.machine(),
                      'seconds': round(sum(h['seconds'] for h in history), 1)},
         'calibration': {'method': 'temperature scaling on the validation split',

@@ -92,7 +92,8 @@ def randomize_style(world: World, config: RandomizationConfig,
 def random_color(config: RandomizationConfig, rng: np.random.Generator) -> np.ndarray:
     """RGB in [0, 1] of any hue, with saturation and value drawn from the config's ranges."""
     hue = rng.uniform(0.0, 6.0)
-    saturation, value = _uniform(rng, config.recolor_saturation), _uniform(rng, config.recolor_value)
+    saturation = _uniform(rng, config.recolor_saturation)
+    value = _uniform(rng, config.recolor_value)
     # HSV to RGB: each channel's distance from the hue on the colour wheel sets how much of the
     # saturation it loses.
     distance = np.abs((hue - np.array([0.0, 2.0, 4.0]) + 3.0) % 6.0 - 3.0)

@@ -7,7 +7,8 @@ import torch
 
 from sidewalk_robot.perception.calibration import (CalibrationBins, expected_calibration_error,
                                                    fit_temperature)
-from sidewalk_robot.perception.evaluation import BevScores, SegmentationScores, dilate
+from sidewalk_robot.perception.evaluation import (BevScores, GridCalibration, SegmentationScores,
+                                                  dilate)
 
 
 def test_fit_temperature_recovers_the_temperature_that_generated_the_labels() -> None:
@@ -75,3 +76,38 @@ def test_dilation_uses_a_round_neighbourhood() -> None:
     mask[3, 3] = True
     grown = dilate(mask, 2.0)
     assert grown[3, 5] and grown[4, 4] and not grown[5, 5] and not grown[4, 5]
+
+
+def test_grid_calibration_counts_obstacle_boundary_and_claimed_cells_as_decisive() -> None:
+    footprint = np.zeros((20, 20), dtype=np.uint8)
+    footprint[10, 10] = 1
+    region = np.ones((20, 20), dtype=bool)
+    region[:, 15:] = False  # out of view or too far
+    predicted = np.full((20, 20), 0.01)
+    predicted[0, 0] = np.nan           # unknown: no probability to judge
+    predicted[10, 10] = 0.2            # the obstacle, held too low
+    predicted[10, 12] = 0.3            # a boundary cell (two cells away)
+    predicted[2, 2] = 0.9              # a false alarm far from anything
+    predicted[5, 18] = 0.9             # outside the region
+    calibration = GridCalibration(boundary_cells=3.0, threshold=0.5)
+    calibration.add(predicted, footprint, region)
+    summary = calibration.summary()
+    boundary_ring = int(dilate(footprint > 0, 3.0).sum())
+    assert summary['overall']['cells'] == 20 * 15 - 1
+    assert summary['decisive']['cells'] == boundary_ring + 1
+    # Decisive cells: mostly near-certain free ring cells, one missed obstacle, one false alarm.
+    assert summary['decisive']['ece'] > summary['overall']['ece']
+    assert summary['decisive']['obstacle_share'] == pytest.approx(1 / (boundary_ring + 1), abs=1e-4)
+    assert sum(summary['decisive']['reliability']['count']) == boundary_ring + 1
+
+
+def test_grid_calibration_of_a_calibrated_grid_is_small_on_both_sets() -> None:
+    rng = np.random.default_rng(3)
+    calibration = GridCalibration(boundary_cells=3.0, threshold=0.5)
+    region = np.ones((40, 40), dtype=bool)
+    for _ in range(50):
+        predicted = rng.uniform(0.0, 1.0, (40, 40))
+        footprint = (rng.uniform(0.0, 1.0, (40, 40)) < predicted).astype(np.uint8)
+        calibration.add(predicted, footprint, region)
+    summary = calibration.summary()
+    assert summary['overall']['ece'] < 0.02 and summary['decisive']['ece'] < 0.02

@@ -10,7 +10,7 @@ import pytest
 
 from sidewalk_robot.perception.generation import (GenerationConfig, compound_obstacle,
                                                   random_overlay)
-from sidewalk_robot.simulation.randomization import (RandomizationConfig, random_ground_color,
+from sidewalk_robot.simulation.randomization import (RandomizationConfig, random_color,
                                                      randomize_world)
 from sidewalk_robot.simulation.scenario import scenario_from_dict
 from sidewalk_robot.simulation.semantics import SemanticClass
@@ -63,11 +63,11 @@ def test_all_bodies_of_one_ground_model_share_the_new_colour() -> None:
 
 
 def test_random_ground_colours_keep_saturation_and_value_ranges_and_cover_greens() -> None:
-    config = RandomizationConfig(ground_saturation=(0.2, 0.7), ground_value=(0.3, 0.8))
+    config = RandomizationConfig(recolor_saturation=(0.2, 0.7), recolor_value=(0.3, 0.8))
     rng = np.random.default_rng(0)
     hues = []
     for _ in range(300):
-        color = random_ground_color(config, rng)
+        color = random_color(config, rng)
         hue, saturation, value = colorsys.rgb_to_hsv(*color)
         assert 0.3 - 1e-9 <= value <= 0.8 + 1e-9
         assert 0.2 - 1e-9 <= saturation <= 0.7 + 1e-9
@@ -84,10 +84,45 @@ def test_random_ground_colour_is_the_hsv_colour_of_its_draws() -> None:
         def uniform(low: float, high: float) -> float:
             return hue
 
-    config = RandomizationConfig(ground_saturation=(saturation, saturation),
-                                 ground_value=(value, value))
+    config = RandomizationConfig(recolor_saturation=(saturation, saturation),
+                                 recolor_value=(value, value))
     expected = colorsys.hsv_to_rgb(hue / 6.0, saturation, value)
-    assert random_ground_color(config, FixedHue()) == pytest.approx(expected)
+    assert random_color(config, FixedHue()) == pytest.approx(expected)
+
+
+def obstacle_colours(world) -> dict[str, tuple[float, ...]]:
+    return {body.name: body.color[:3] for body in world.bodies
+            if body.semantic == SemanticClass.OBSTACLE}
+
+
+def test_obstacle_recolouring_is_seeded_gives_each_part_a_colour_and_spares_the_ground() -> None:
+    world = load_world('sidewalk_straight')
+    recolour = RandomizationConfig(color_jitter=0.0, obstacle_recolor_probability=1.0,
+                                   recolor_saturation=(0.9, 1.0), recolor_value=(0.9, 1.0))
+    first = randomize_world(world, recolour, np.random.default_rng(4))
+    assert obstacle_colours(first) == obstacle_colours(
+        randomize_world(world, recolour, np.random.default_rng(4)))
+    assert obstacle_colours(first) != obstacle_colours(
+        randomize_world(world, recolour, np.random.default_rng(5)))
+    assert ground_colors(first) == ground_colors(world)
+    for color in obstacle_colours(first).values():  # from the recolouring ranges, not the world
+        hue, saturation, value = colorsys.rgb_to_hsv(*color)
+        assert saturation >= 0.9 - 1e-9 and value >= 0.9 - 1e-9
+    bench_parts = {color for name, color in obstacle_colours(first).items()
+                   if name.startswith('bench_0/')}
+    assert len(bench_parts) == 4  # seat, back and legs each get their own colour
+
+
+def test_training_scenes_draw_new_colours_from_wider_ranges_than_before() -> None:
+    from sidewalk_robot.perception.generation import scene_randomization
+
+    training = scene_randomization(GenerationConfig(), held_out=False)
+    simulator_default = RandomizationConfig()
+    assert training.recolor_saturation == (0.0, 1.0)
+    assert training.recolor_value[0] < simulator_default.recolor_value[0]
+    assert training.recolor_value[1] > simulator_default.recolor_value[1]
+    assert training.ground_recolor_probability > 0.6
+    assert scene_randomization(GenerationConfig(randomize=False), held_out=False) is None
 
 
 @pytest.mark.parametrize('seed', range(12))

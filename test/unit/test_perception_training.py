@@ -176,3 +176,106 @@ def test_evaluate_keeps_metrics_another_run_wrote_meanwhile(tiny_dataset: Path, 
     monkeypatch.setattr(evaluation, 'evaluate_frames', meanwhile_another_split_lands)
     assert main(['evaluate', '--model', str(model), '--dataset', str(tiny_dataset), '--quiet']) == 0
     assert {'other_run', 'held_out'} <= set(read_card(model)['metrics'])
+
+
+def test_cli_evaluates_one_world_of_a_split_into_its_own_card_entry(tiny_dataset: Path,
+                                                                    tmp_path: Path) -> None:
+    model = tmp_path / 'model'
+    assert main(['train', '--preset', 'tiny', '--dataset', str(tiny_dataset), '--output',
+                 str(model), '--run-dir', str(tmp_path / 'run'), '--quiet']) == 0
+    assert main(['evaluate', '--model', str(model), '--dataset', str(tiny_dataset), '--world',
+                 'construction_narrow', '--quiet']) == 0
+    metrics = read_card(model)['metrics']
+    assert 'held_out' not in metrics
+    per_world = metrics['held_out/construction_narrow']
+    assert per_world['worlds'] == ['construction_narrow'] and per_world['frames'] == 4
+    calibration = per_world['grid_calibration']
+    assert calibration['overall']['cells'] > 0  # (the tiny network may know no decisive cell)
+    assert calibration['decisive']['cells'] <= calibration['overall']['cells']
+    assert calibration['boundary_cells'] == pytest.approx(3.0)
+    assert 0.0 <= per_world['uncertainty']['class_entropy']['mean'] <= 1.0
+    assert (model / 'confusion_held_out_construction_narrow.png').is_file()
+    assert main(['evaluate', '--model', str(model), '--dataset', str(tiny_dataset), '--world',
+                 'street_corner', '--quiet']) == 1  # a training world has no held-out frames
+
+
+def striped_batch(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey images, dark left half (label 0) and bright right half (label 2)."""
+    images = torch.full((count, 3, 6, 8), 0.2)
+    images[..., 4:] = 0.8
+    labels = torch.zeros((count, 6, 8), dtype=torch.long)
+    labels[..., 4:] = 2
+    return images, labels
+
+
+def test_augmentation_is_seeded_and_differs_between_seeds() -> None:
+    images, labels = striped_batch(6)
+    first = training.augment(images, labels, torch.Generator().manual_seed(7))
+    again = training.augment(images, labels, torch.Generator().manual_seed(7))
+    other = training.augment(images, labels, torch.Generator().manual_seed(8))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_augmentation_mirrors_labels_with_images_and_keeps_them_otherwise() -> None:
+    images, labels = striped_batch(64)
+    augmented, new_labels = training.augment(images, labels, torch.Generator().manual_seed(3))
+    assert augmented.min() >= 0.0 and augmented.max() <= 1.0
+    flipped = new_labels[:, 0, 0] == 2
+    assert 10 < int(flipped.sum()) < 54  # about half mirrored
+    assert torch.equal(new_labels[flipped], labels[flipped].flip(-1))
+    assert torch.equal(new_labels[~flipped], labels[~flipped])
+    # Photometric changes keep the bright half brighter than the dark one: the labels still fit.
+    brightness = augmented.mean(dim=(1, 2))
+    left, right = brightness[:, :4].mean(dim=1), brightness[:, 4:].mean(dim=1)
+    assert bool(torch.where(flipped, left > right, right > left).all())
+
+
+def test_photometric_changes_are_torchvisions_and_the_default_changes_nothing() -> None:
+    red = torch.zeros(3, 4, 4)
+    red[0] = 1.0
+    noise = torch.Generator().manual_seed(0)
+    assert torch.equal(training.apply_photometric(red, training.Photometric(), noise), red)
+    cyan = training.apply_photometric(red, training.Photometric(hue=0.5), noise)
+    assert torch.allclose(cyan[:, 0, 0], torch.tensor([0.0, 1.0, 1.0]), atol=1e-5)
+    grey = training.apply_photometric(red, training.Photometric(saturation=0.0), noise)
+    assert torch.allclose(grey[0], grey[1]) and torch.allclose(grey[1], grey[2])
+    swapped = training.apply_photometric(red, training.Photometric(channel_order=(2, 0, 1)), noise)
+    assert torch.allclose(swapped[:, 0, 0], torch.tensor([0.0, 1.0, 0.0]))
+    blurred = torch.zeros(3, 9, 9)
+    blurred[:, 4, 4] = 1.0
+    spread = training.apply_photometric(blurred, training.Photometric(blur_sigma=1.0), noise)
+    assert 0.0 < spread[0, 4, 5] < spread[0, 4, 4] < 1.0
+
+
+def test_random_appearances_cover_the_colour_wheel_and_every_kind_of_change() -> None:
+    generator = torch.Generator().manual_seed(1)
+    changes = [training.draw_photometric(generator) for _ in range(400)]
+    hues = torch.tensor([change.hue for change in changes if change.hue])
+    assert hues.min() < -0.45 and hues.max() > 0.45
+    assert 0.7 < len(hues) / len(changes) < 0.9
+    assert any(change.saturation == 0.0 for change in changes)
+    assert any(change.channel_order != (0, 1, 2) for change in changes)
+    assert any(change.blur_sigma > 0 for change in changes)
+    assert all(0.6 <= change.brightness <= 1.4 and 0.6 <= change.contrast <= 1.4
+               for change in changes)
+
+
+def test_fine_tuning_starts_from_a_trained_network_and_records_it(tiny_dataset: Path,
+                                                                  tmp_path: Path) -> None:
+    first = train(tiny_config(tiny_dataset, tmp_path / 'first', epochs=2), progress=False)
+    start = str(tmp_path / 'first' / 'model')
+    # No epochs at a zero learning rate: the fine-tuned network is the one it started from.
+    unchanged = train(tiny_config(tiny_dataset, tmp_path / 'second', epochs=1, learning_rate=0.0,
+                                  weight_decay=0.0, init_from=start), progress=False)
+    assert unchanged['training']['initialised_from'] == {
+        'folder': start, 'version': 'tiny-test', 'weights_sha256': first['weights_sha256']}
+    before = torch.load(Path(start) / WEIGHTS_FILE, weights_only=True)['state_dict']
+    after = torch.load(tmp_path / 'second' / 'model' / WEIGHTS_FILE,
+                       weights_only=True)['state_dict']
+    for name, tensor in before.items():
+        if 'running' not in name and 'num_batches' not in name:  # BatchNorm statistics move
+            assert torch.equal(tensor, after[name]), name
+    with pytest.raises(ValueError, match='architecture'):
+        train(tiny_config(tiny_dataset, tmp_path / 'third', architecture='default',
+                          init_from=start), progress=False)
