@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sidewalk_robot.perception.config import DEFAULT_MODEL_DIR
 
-DEFAULT_DATASET = 'datasets/sidewalk_v2'
+DEFAULT_DATASET = 'datasets/sidewalk_v3'
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.add_argument('--seed', type=int, help='base seed')
     dataset.add_argument('--shard-size', type=int, help='frames per shard')
     dataset.add_argument('--no-randomize', action='store_true', help='no domain randomisation')
+    dataset.add_argument('--ground-recolor-probability', type=float,
+                         dest='train_ground_recolor_probability',
+                         help='chance of a new colour per ground model in training scenes')
+    dataset.add_argument('--obstacle-recolor-probability', type=float,
+                         dest='train_obstacle_recolor_probability',
+                         help='chance of new colours per static obstacle model in training scenes')
+    dataset.add_argument('--recolor-saturation', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                         dest='train_recolor_saturation', help='saturation range of new colours')
+    dataset.add_argument('--recolor-value', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                         dest='train_recolor_value', help='HSV value range of new colours')
     dataset.add_argument('--quiet', action='store_true', help='no progress bar')
     dataset.set_defaults(handler=run_dataset)
 
@@ -47,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument('--batch-size', type=int)
     train.add_argument('--learning-rate', type=float)
     train.add_argument('--max-train-frames', type=int, help='0 = all')
+    train.add_argument('--add-dataset', action='append', dest='add_datasets', metavar='DIR',
+                       help='add the train split of another dataset (an incident export); '
+                            'repeatable')
     train.add_argument('--seed', type=int)
     train.add_argument('--edge-weight', type=float)
     train.add_argument('--edge-between', choices=('classes', 'groups'))
@@ -55,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument('--device', choices=('auto', 'cpu', 'cuda'))
     train.add_argument('--threads', type=int, dest='num_threads')
     train.add_argument('--no-augment', action='store_true')
+    train.add_argument('--init-from', help='model folder whose weights to start from '
+                       '(fine-tuning; default: random initialisation)')
     train.add_argument('--resume', action='store_true',
                        help='continue from the run folder\'s checkpoint')
     train.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -78,6 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument('--model', default=DEFAULT_MODEL_DIR, help='model folder')
     evaluate.add_argument('--dataset', default=DEFAULT_DATASET)
     evaluate.add_argument('--split', default='held_out', choices=('held_out', 'validation', 'train'))
+    evaluate.add_argument('--world', help='only this world\'s frames of the split (the card keeps '
+                          'them as <split>/<world>; default: every world of the split)')
     evaluate.add_argument('--node-config', help='perception parameter file whose projection '
                           'settings to use (default config/perception.yaml)')
     evaluate.add_argument('--max-frames', type=int, default=0, help='0 = all frames of the split')
@@ -85,6 +102,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument('--no-card', action='store_true', help='do not write into the card')
     evaluate.add_argument('--quiet', action='store_true', help='no progress bar')
     evaluate.set_defaults(handler=run_evaluate)
+
+    export = subparsers.add_parser(
+        'export-onnx', help='export a model folder to model.onnx for ONNX Runtime (the node\'s '
+                            'default backend)',
+        description='Writes model.onnx into the model folder (one graph; for an ensemble the '
+                    'mean of the members\' calibrated probabilities), checks it against torch '
+                    'and records it in the card. Run it again after retraining: the node does '
+                    'not run an export older than the weights.')
+    export.add_argument('--model', default=DEFAULT_MODEL_DIR, help='model folder')
+    export.set_defaults(handler=run_export_onnx)
 
 
 def _fail(message: str) -> int:
@@ -102,7 +129,10 @@ def run_dataset(arguments: argparse.Namespace) -> int:
                  'held_out_episodes': arguments.held_out_episodes,
                  'frames_per_episode': arguments.frames_per_episode,
                  'validation_every': arguments.validation_every,
-                 'seed': arguments.seed, 'shard_size': arguments.shard_size}
+                 'seed': arguments.seed, 'shard_size': arguments.shard_size,
+                 **{name: getattr(arguments, name) for name in (
+                     'train_ground_recolor_probability', 'train_obstacle_recolor_probability',
+                     'train_recolor_saturation', 'train_recolor_value')}}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
               if v is not None}
     if arguments.no_randomize:
@@ -136,6 +166,7 @@ def run_train(arguments: argparse.Namespace) -> int:
             values[field.name] = value
     if arguments.no_augment:
         values['augment'] = False
+    values['add_datasets'] = tuple(arguments.add_datasets or ())
     try:
         card = train(TrainingConfig(**values), resume=arguments.resume,
                      progress=not arguments.quiet)
@@ -177,7 +208,8 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
     try:
         model = load_model(model_dir)
         dataset_card = read_card(dataset_dir)
-        frames = load_split(dataset_dir, arguments.split)
+        frames = load_split(dataset_dir, arguments.split,
+                            [arguments.world] if arguments.world else None)
     except (ModelLoadError, ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     if arguments.max_frames:
@@ -193,24 +225,44 @@ def run_evaluate(arguments: argparse.Namespace) -> int:
     metrics = evaluate_frames(model_predictor(model), frames, camera, grid, settings,
                               progress=not arguments.quiet)
     ceiling = evaluate_frames(oracle_predictor, frames, camera, grid, settings)
-    split_worlds = sorted({s['world'] for s in dataset_card['shards'] if s['split'] == arguments.split})
+    split_worlds = ([arguments.world] if arguments.world else sorted(
+        {shard['world'] for shard in dataset_card['shards'] if shard['split'] == arguments.split}))
+    key = f'{arguments.split}/{arguments.world}' if arguments.world else arguments.split
     metrics = {'split': arguments.split, 'worlds': split_worlds,
                'dataset_hash': dataset_card['content_hash'], **metrics,
                'projection_ceiling_bev': ceiling['bev']}
-    plot_path = Path(arguments.plot) if arguments.plot else model_dir / f'confusion_{arguments.split}.png'
+    plot_path = (Path(arguments.plot) if arguments.plot
+                 else model_dir / f'confusion_{key.replace("/", "_")}.png')
     plot_confusion_matrix(metrics['confusion_matrix'], plot_path,
                           f'{model.version} on {", ".join(split_worlds)} ({arguments.split})')
     if not arguments.no_card:
         card = read_model_card(model_dir)  # as it is now: another split may have been added
-        card.setdefault('metrics', {})[arguments.split] = metrics
+        card.setdefault('metrics', {})[key] = metrics
         write_card(model_dir, card)
-    bev = metrics['bev']
-    print(json.dumps({'split': arguments.split, 'worlds': split_worlds, 'frames': metrics['frames'],
+    bev, grid_calibration = metrics['bev'], metrics['grid_calibration']
+    print(json.dumps({'split': key, 'worlds': split_worlds, 'frames': metrics['frames'],
                       'iou': metrics['iou'], 'mean_iou': metrics['mean_iou'],
                       'obstacle_ece': metrics['obstacle_ece'], 'top1_ece': metrics['top1_ece'],
                       'bev_recall': bev['recall'], 'bev_precision': bev['precision'],
                       'bev_recall_exact_cell': bev['recall_exact_cell'],
                       'bev_precision_exact_cell': bev['precision_exact_cell'],
                       'projection_ceiling': {k: ceiling['bev'][k] for k in ('recall', 'precision')},
+                      'grid_ece_overall': grid_calibration['overall']['ece'],
+                      'grid_ece_decisive': grid_calibration['decisive']['ece'],
+                      'uncertainty': {name: values['mean'] for name, values
+                                      in metrics['uncertainty'].items() if name != 'region'},
                       'confusion_png': str(plot_path)}, indent=2))
+    return 0
+
+
+def run_export_onnx(arguments: argparse.Namespace) -> int:
+    from sidewalk_robot.perception.model_io import ModelLoadError, export_onnx
+
+    try:
+        record = export_onnx(Path(arguments.model))
+    except ModelLoadError as error:
+        return _fail(str(error))
+    except ImportError as error:  # torch's exporter needs onnxscript (requirements.txt)
+        return _fail(f'exporting needs the full install (requirements.txt): {error}')
+    print(json.dumps({'model': arguments.model, **record}, indent=2))
     return 0

@@ -15,7 +15,10 @@ DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v5'
 class PerceptionConfig:
     model_dir: str = describe(DEFAULT_MODEL_DIR, 'model folder (model.pt + card.json); a relative '
                               'path is taken from the package share folder')
-    num_threads: int = describe(1, 'torch CPU threads for inference', min=1, max=16)
+    backend: str = describe('onnxruntime', "inference backend: 'onnxruntime' (the model "
+                            "folder's model.onnx; without a current one, torch with a WARN) or "
+                            "'torch' (the training path)")
+    num_threads: int = describe(1, 'CPU threads for inference', min=1, max=16)
 
     camera_x: float = describe(0.30, 'camera_link x in base_link [m]')
     camera_y: float = describe(0.0, 'camera_link y in base_link [m]')
@@ -33,6 +36,10 @@ class PerceptionConfig:
     cy: float = describe(120.0, 'principal point y without camera_info [px]')
     use_camera_info: bool = describe(True, 'take intrinsics from /camera/camera_info when it '
                                      'matches the image size')
+    intrinsics_tolerance: float = describe(0.2, 'largest relative deviation of fx, fy, cx, cy '
+                                           '(camera_info or parameters) from the camera in the '
+                                           'model card; beyond it the grids stay unknown',
+                                           min=0.0, max=1.0)
 
     grid_resolution: float = describe(0.1, 'grid cell size [m]', min=0.01)
     grid_width: int = describe(80, 'grid cells along x', min=1)
@@ -58,9 +65,12 @@ class PerceptionConfig:
                                        'in /perception/markers', min=0.0, max=1.0)
 
     max_image_age: float = describe(0.5, 'frames older than this are dropped [s]', min=0.0)
-    processing_period: float = describe(0.02, 'how often the newest frame is looked for [s]',
-                                        min=0.001)
     diagnostics_period: float = describe(1.0, 'period of /diagnostics [s]', min=0.05)
+    diagnostics_window: float = describe(5.0, 'the drop rates in /diagnostics count the frames '
+                                         'received this long before now [s]', min=0.1)
+    drop_rate_warning: float = describe(0.2, 'fraction of the frames in the window dropped '
+                                        '(stale, bad, failed, ...) above which diagnostics WARN',
+                                        min=0.0, max=1.0)
     low_confidence_warning: float = describe(0.6, 'mean confidence below this gives a WARN',
                                              min=0.0, max=1.0)
 

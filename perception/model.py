@@ -10,13 +10,15 @@ which the BEV projection depends on) is placed to the pixel. About 0.1 M paramet
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sidewalk_robot.perception.labels import CLASS_NAMES
+# InputSpec lives with the model card (no torch there, for the robot); imported from here too.
+from sidewalk_robot.perception.model_card import InputSpec  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -59,28 +61,6 @@ class ArchitectureSpec:
         stages = tuple(StageSpec(**stage) for stage in values['stages'])
         # Models saved before the row-position channel existed were trained without it.
         return cls(**{'row_position_input': False, **values, 'stages': stages})
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What the network expects: image size, channel order and normalisation, output classes."""
-    width: int = 160
-    height: int = 120
-    encoding: str = 'rgb8'
-    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
-    std: tuple[float, ...] = (0.25, 0.25, 0.25)
-    classes: tuple[str, ...] = field(default_factory=lambda: CLASS_NAMES)
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in values.items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> InputSpec:
-        return cls(width=int(values['width']), height=int(values['height']),
-                   encoding=str(values['encoding']), mean=tuple(values['mean']),
-                   std=tuple(values['std']), classes=tuple(values['classes']))
 
 
 class ConvBnAct(nn.Module):

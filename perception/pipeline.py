@@ -3,23 +3,85 @@
 Any failure (no model, wrong image, an exception in inference) gives a result whose grids are
 entirely unknown and whose ``error`` says why: the planner must never see "all free" because
 perception broke.
+
+The network runs on ONNX Runtime (the model folder's ``model.onnx``, ``onnx_runtime``) or on
+torch (``model_io``, the training path). Nothing here imports torch: the robot's runtime
+install has none, and the torch loader is imported only when the torch backend is chosen or
+needed as the fallback.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from sidewalk_robot.perception.bev import BevGrids, BevProjector
 from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.perception.geometry import CameraModel, GridGeometry, Intrinsics
+from sidewalk_robot.perception.input_checks import implausible_intrinsics
 from sidewalk_robot.perception.labels import NOT_DRIVABLE, OBSTACLE, PEDESTRIAN, SIDEWALK
-from sidewalk_robot.perception.model import InputSpec
-from sidewalk_robot.perception.model_io import LoadedModel, ModelLoadError, load_model
+from sidewalk_robot.perception.model_card import InputSpec, ModelLoadError, model_camera
+from sidewalk_robot.perception.onnx_runtime import OnnxExportUnavailable, load_onnx_model
+
+BACKENDS = ('onnxruntime', 'torch')
+
+
+class ProbabilityModel(Protocol):
+    """A model the pipeline can run: ``onnx_runtime.OnnxModel`` or ``model_io.LoadedModel``."""
+    backend: str
+    input_spec: InputSpec
+    card: dict[str, Any]
+
+    @property
+    def version(self) -> str: ...
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB at the network's input size -> (C, H, W) float32."""
+
+
+def load_torch_model(folder: Path, num_threads: int) -> ProbabilityModel:
+    """The model's networks on torch: the training path, and the fallback for a model folder
+    without a current ONNX export. Imported here only, as the robot's install has no torch."""
+    import torch
+
+    from sidewalk_robot.perception.model_io import load_model
+
+    torch.set_num_threads(num_threads)
+    return load_model(folder)
+
+
+def load_probability_model(config: PerceptionConfig) -> tuple[ProbabilityModel, str | None]:
+    """The configured model on the configured backend, and a warning when it had to fall back.
+
+    ``onnxruntime`` with an ONNX export that is missing or stale falls back to torch (and says
+    so); where torch is not installed either, that is a ModelLoadError naming the command that
+    exports the model. A bad model folder is a ModelLoadError on either backend.
+    """
+    if config.backend not in BACKENDS:
+        raise ValueError(f'parameter \'backend\' must be one of {", ".join(BACKENDS)}, '
+                         f'got {config.backend!r}')
+    folder = config.resolved_model_dir()
+    if config.backend == 'torch':
+        try:
+            return load_torch_model(folder, config.num_threads), None
+        except ImportError as error:
+            raise ModelLoadError(f'backend torch needs torch, which is not installed '
+                                 f'({error}); backend onnxruntime does not') from error
+    try:
+        return load_onnx_model(folder, config.num_threads), None
+    except OnnxExportUnavailable as unavailable:
+        reason = str(unavailable)
+    export_command = f'sidewalk-robot export-onnx --model {folder}'
+    try:
+        model = load_torch_model(folder, config.num_threads)
+    except ImportError as error:
+        raise ModelLoadError(f'{reason}; torch, the fallback, is not installed ({error}): '
+                             f'run {export_command} where it is') from error
+    return model, f'{reason}: running on torch instead (slower); {export_command} fixes that'
 
 
 @dataclass(frozen=True)
@@ -65,70 +127,75 @@ def image_statistics(image: np.ndarray) -> ImageStatistics:
                            sharpness=float(laplacian.var()))
 
 
-def normalise(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, H, W) float tensor as the network expects."""
-    batch = images[None] if images.ndim == 3 else images
-    if not batch.flags.writeable:  # torch wants to own writable memory (ROS buffers are not)
-        batch = batch.copy()
-    tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (tensor - mean) / std
-
-
 def resize_for_network(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     if image.shape[:2] == (spec.height, spec.width):
         return image
     return cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
 
 
-def class_probabilities(model: LoadedModel, images: np.ndarray) -> torch.Tensor:
-    """Calibrated class probabilities (N, C, h, w) for uint8 RGB images at the network size;
-    for an ensemble, the mean over its members."""
-    with torch.inference_mode():
-        batch = normalise(images, model.input_spec).contiguous(memory_format=torch.channels_last)
-        first, *others = model.members
-        total = torch.softmax(first.network(batch) / first.temperature, dim=1)
-        for member in others:
-            total += torch.softmax(member.network(batch) / member.temperature, dim=1)
-        return total / len(model.members)
+def bev_inputs(probabilities: np.ndarray, size: tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(C, h, w) probabilities -> obstacle, pedestrian, view-blocking images at ``size`` (H, W).
 
-
-def bev_inputs(probabilities: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """(C, h, w) probabilities -> (3, H, W) obstacle, pedestrian, view-blocking images at ``size``."""
+    Bilinear with pixel centres aligned (as torch's ``align_corners=False``), one plane at a
+    time (faster than one 3-channel resize). Also takes a CPU torch tensor, as the evaluation
+    passes them.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
     obstacle = probabilities[OBSTACLE] + probabilities[PEDESTRIAN]
     block = 1.0 - probabilities[SIDEWALK] - probabilities[NOT_DRIVABLE]
-    stacked = torch.stack([obstacle, probabilities[PEDESTRIAN], block])[None]
-    if stacked.shape[-2:] != size:
-        stacked = F.interpolate(stacked, size=size, mode='bilinear', align_corners=False)
-    return stacked[0].clamp_(0.0, 1.0).numpy()
+    planes = []
+    for plane in (obstacle, probabilities[PEDESTRIAN], block):
+        if plane.shape != size:
+            plane = cv2.resize(plane, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        planes.append(np.clip(plane, 0.0, 1.0))
+    return planes[0], planes[1], planes[2]
 
 
 class PerceptionPipeline:
     """Holds the model and the projector cache; ``process`` never raises for bad input."""
 
-    def __init__(self, config: PerceptionConfig, model: LoadedModel | None,
-                 model_error: str | None = None) -> None:
+    def __init__(self, config: PerceptionConfig, model: ProbabilityModel | None,
+                 model_error: str | None = None, backend_warning: str | None = None) -> None:
         if model is None and not model_error:
             model_error = 'no model loaded'
         self.config = config
         self.model = model
         self.model_error = model_error
+        self.backend_warning = backend_warning
         self.grid = config.grid()
         self._projectors: dict[Intrinsics, BevProjector] = {}
+        trained_for = model_camera(model.card) if model is not None else None
+        # Without a camera in the card, the parameters are the only other statement of what
+        # the camera should be.
+        self.reference_camera = trained_for or config.default_intrinsics()
+        self.reference_camera_name = 'the model\'s' if trained_for else 'the parameters\''
 
     @classmethod
     def from_config(cls, config: PerceptionConfig) -> PerceptionPipeline:
-        """Load the configured model; a bad model folder is kept as the pipeline's error."""
-        torch.set_num_threads(config.num_threads)
+        """Load the configured model; a bad model folder is kept as the pipeline's error.
+
+        Raises ValueError for an unknown ``backend``: a configuration error, not a model one.
+        """
         try:
-            return cls(config, load_model(config.resolved_model_dir()))
+            model, warning = load_probability_model(config)
+            return cls(config, model, backend_warning=warning)
         except ModelLoadError as error:
             return cls(config, None, str(error))
 
     @property
     def model_version(self) -> str:
         return self.model.version if self.model else 'none'
+
+    @property
+    def backend(self) -> str:
+        return self.model.backend if self.model else 'none'
+
+    def implausible_intrinsics(self, intrinsics: Intrinsics, source: str) -> str | None:
+        """Why ``intrinsics`` (from ``source``) cannot be the camera the model expects, or None."""
+        return implausible_intrinsics(intrinsics, self.reference_camera,
+                                      self.config.intrinsics_tolerance, source,
+                                      self.reference_camera_name)
 
     def projector(self, intrinsics: Intrinsics) -> BevProjector:
         projector = self._projectors.get(intrinsics)
@@ -161,10 +228,10 @@ class PerceptionPipeline:
         try:
             intrinsics.validate()
             network_image = resize_for_network(image, self.model.input_spec)
-            probabilities = class_probabilities(self.model, network_image)[0]
-            if not torch.isfinite(probabilities).all():
+            probabilities = self.model.probabilities(network_image)
+            if not np.isfinite(probabilities).all():
                 raise FloatingPointError('network produced non-finite probabilities')
-            confidence = float(probabilities.max(dim=0).values.mean())
+            confidence = float(probabilities.max(axis=0).mean())
             size = (self.config.projection_height, self.config.projection_width)
             obstacle, pedestrian, block = bev_inputs(probabilities, size)
             grids = self.projector(intrinsics).project(obstacle, pedestrian, block)

@@ -1,6 +1,8 @@
 """perception_node over real DDS: a peer node plays the camera and listens to the outputs."""
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,14 +83,26 @@ def grid_values(grid: OccupancyGrid) -> np.ndarray:
     return np.asarray(grid.data, dtype=np.int16).reshape(grid.info.height, grid.info.width)
 
 
+TRAINED_CAMERA = {'width': 320, 'height': 240, 'fx': 160.0, 'fy': 160.0, 'cx': 160.0,
+                  'cy': 120.0}
+"""The camera the model card says the model was trained for (as the shipped cards do)."""
+
+
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
-    """An untrained tiny network: enough to exercise the node, fast to load."""
+    """An untrained tiny network: enough to exercise the node, fast to load. It has no ONNX
+    export, so the node runs it on torch (tests that need an OK status ask for that backend)."""
     torch.manual_seed(0)
     folder = tmp_path / 'tiny_model'
     save_model(folder, SegmentationNet(ARCHITECTURES['tiny']).eval(), InputSpec(), 1.0,
-               {'version': 'node-test'})
+               {'version': 'node-test', 'camera': TRAINED_CAMERA})
     return folder
+
+
+def camera_info(fx: float, fy: float, width: int = 320, height: int = 240) -> CameraInfo:
+    info = CameraInfo(width=width, height=height)
+    info.k = [fx, 0.0, width / 2, 0.0, fy, height / 2, 0.0, 0.0, 1.0]
+    return info
 
 
 @pytest.fixture
@@ -211,3 +225,118 @@ def test_stale_frames_are_dropped_not_processed(perception, camera, tiny_model) 
         and int(camera.received.last_status()[2]['frames_dropped_stale']) > 0, 5.0)
     fresh = camera.send_until_grid([node], lambda: camera.image(street_image()))
     assert fresh is not None
+
+
+OK_WITH_THE_TINY_MODEL = {'backend': 'torch', 'low_confidence_warning': 0.0,
+                          'diagnostics_window': 1.0, 'diagnostics_period': 0.2}
+"""The tiny untrained model on its own backend, its low confidence accepted, and a short
+window, so that the status can come back to OK within a test."""
+
+
+def status_is(camera: Camera, level: int, text: str = '') -> bool:
+    status = camera.received.last_status()
+    return status is not None and status[0] == level and text in status[1]
+
+
+def recovered(camera: Camera) -> bool:
+    """OK, and the error of the bad frames has left the diagnostics window."""
+    return status_is(camera, 0) and camera.received.last_status()[2]['last_error'] == ''
+
+
+@pytest.mark.parametrize(('fx', 'expected'), [
+    (0.001, "camera_info fx=0.001 is not within 20 % of the model's 160.0"),
+    (40.0, "camera_info fx=40.0 is not within 20 % of the model's 160.0"),  # a quarter
+])
+def test_implausible_camera_info_gives_unknown_grids_and_an_error_until_a_good_one(
+        perception, camera, tiny_model, fx: float, expected: str) -> None:
+    node = perception(model_dir=str(tiny_model), **OK_WITH_THE_TINY_MODEL)
+    nodes = [camera.node, node]
+
+    def send(info: CameraInfo) -> None:
+        camera.info_publisher.publish(info)
+        camera.image_publisher.publish(camera.image(street_image()))
+
+    assert camera.spin_until(nodes, lambda: send(camera_info(fx, fx))
+                             or status_is(camera, 2, expected), 15.0), camera.received.last_status()
+    grid = camera.send_until_grid([node], lambda: camera.image(street_image()))
+    assert grid is not None and (grid_values(grid) == -1).all()
+
+    assert camera.spin_until(nodes, lambda: send(camera_info(160.0, 160.0)) or recovered(camera),
+                             15.0), camera.received.last_status()
+    assert camera.received.last_status()[2]['intrinsics_source'] == 'camera_info'
+    grid = camera.send_until_grid([node], lambda: camera.image(street_image()))
+    assert grid is not None and (grid_values(grid) >= 0).any()
+
+
+def test_implausible_parameters_are_refused_like_camera_info(perception, camera,
+                                                             tiny_model) -> None:
+    node = perception(model_dir=str(tiny_model), use_camera_info=False, fx=40.0, fy=40.0,
+                      **OK_WITH_THE_TINY_MODEL)
+    grid = camera.send_until_grid([node], lambda: camera.image(street_image()))
+    assert grid is not None and (grid_values(grid) == -1).all()
+    assert camera.spin_until([camera.node, node], lambda: status_is(
+        camera, 2, "parameter fx=40.0 is not within 20 % of the model's 160.0"), 5.0)
+
+
+def test_stale_images_warn_with_the_drop_rate_until_fresh_images_flow(perception, camera,
+                                                                      tiny_model) -> None:
+    node = perception(model_dir=str(tiny_model), **OK_WITH_THE_TINY_MODEL)
+    nodes = [camera.node, node]
+    assert camera.spin_until(nodes, lambda: camera.image_publisher.publish(
+        camera.image(street_image(), age=5.0)) or status_is(camera, 1, '(stale 100 %)'), 15.0), \
+        camera.received.last_status()
+    _, message, values = camera.received.last_status()
+    assert message.startswith('dropped 100 % of ')
+    assert float(values['window_drop_rate_stale']) == 1.0
+    assert int(values['frames_dropped_stale']) > 0
+    assert not camera.received.grids
+
+    assert camera.spin_until(nodes, lambda: camera.image_publisher.publish(
+        camera.image(street_image())) or recovered(camera)
+        and float(camera.received.last_status()[2]['window_drop_rate']) == 0.0, 15.0), \
+        camera.received.last_status()
+    assert int(camera.received.last_status()[2]['frames_processed']) > 0
+    assert (grid_values(camera.received.grids[-1]) >= 0).any()
+
+
+def test_a_bad_encoding_error_clears_once_good_frames_flow(perception, camera, tiny_model) -> None:
+    node = perception(model_dir=str(tiny_model), **OK_WITH_THE_TINY_MODEL)
+    nodes = [camera.node, node]
+    mono = np.zeros((240, 320), dtype=np.uint8)
+    assert camera.spin_until(nodes, lambda: camera.image_publisher.publish(
+        camera.image(mono, encoding='mono8')) or status_is(camera, 2, 'encoding'), 15.0)
+    assert float(camera.received.last_status()[2]['window_drop_rate_bad_encoding']) > 0.0
+    assert camera.spin_until(nodes, lambda: camera.image_publisher.publish(
+        camera.image(street_image())) or recovered(camera), 15.0), camera.received.last_status()
+
+
+ROBOT_VENV_VARIABLE = 'SIDEWALK_ROBOT_VENV'
+
+
+def robot_venv() -> Path:
+    """The venv of the robot's runtime set (make robot-venv); `make test` requires it."""
+    required = os.environ.get(ROBOT_VENV_VARIABLE)
+    venv = Path(required) if required else REPO_ROOT / '.venv-robot'
+    if not (venv / 'bin' / 'perception_node').exists():
+        if required:
+            pytest.fail(f'{ROBOT_VENV_VARIABLE}={required}, but it holds no perception_node')
+        pytest.skip('the robot runtime venv .venv-robot is not installed (make robot-venv; '
+                    'make test builds it)')
+    return venv
+
+
+def test_the_robot_runtime_install_runs_the_node_without_torch(ros_process, camera) -> None:
+    venv = robot_venv()
+    no_torch = subprocess.run([str(venv / 'bin' / 'python'), '-c', 'import torch'],
+                              capture_output=True, text=True, timeout=60)
+    assert no_torch.returncode != 0 and 'torch' in no_torch.stderr
+    process = ros_process('perception_node', command=[
+        str(venv / 'bin' / 'perception_node'), '--ros-args', '--params-file',
+        str(REPO_ROOT / 'config' / 'perception.yaml')])
+    grid = camera.send_until_grid([], lambda: camera.image(street_image()), timeout=60.0)
+    assert grid is not None, process.output()
+    assert (grid_values(grid) >= 0).sum() > 1000
+    assert camera.spin_until([camera.node], lambda: camera.received.last_status() is not None
+                             and camera.received.last_status()[2]['backend'] == 'onnxruntime',
+                             5.0), process.output()
+    assert process.alive()

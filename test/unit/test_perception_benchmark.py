@@ -18,12 +18,15 @@ def test_record_writes_latency_into_the_card_and_keeps_the_rest(tmp_path: Path) 
     before['metrics'].pop('latency', None)
     completed = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'benchmarks' / 'perception.py'), '--model', str(model),
-         '--iterations', '5', '--record'], capture_output=True, text=True, timeout=300)
+         '--iterations', '5', '--no-baseline', '--record'], capture_output=True, text=True,
+        timeout=300)
     assert completed.returncode == 0, completed.stderr
     card = read_card(model)
     latency = card['metrics'].pop('latency')
     assert card == before
-    assert latency['iterations'] == 5 and latency['torch_threads'] >= 1
+    assert latency['iterations'] == 5 and latency['threads'] >= 1
+    assert latency['backend'] == 'onnxruntime'  # the node's default, with the shipped export
     assert 0 < latency['median_ms'] <= latency['p90_ms'] <= latency['p99_ms'] <= latency['max_ms']
-    assert set(latency['stages_median_ms']) == {'resize', 'network_softmax', 'upsample_projection'}
+    assert set(latency['stages_median_ms']) == {'resize', 'network', 'upsample_projection'}
+    assert len(latency['load_average_1min']) == 2
     assert f'median {latency["median_ms"]:6.2f} ms' in completed.stdout

@@ -15,9 +15,8 @@ from dataclasses import replace
 from sidewalk_robot.perception.model import (ArchitectureSpec, InputSpec, SegmentationNet,
                                              parameter_count, with_row_position)
 from sidewalk_robot.perception.model_io import (CARD_FILE, WEIGHTS_FILE, ModelLoadError,
-                                                build_ensemble, load_model, read_card, save_model,
-                                                write_card)
-from sidewalk_robot.perception.pipeline import class_probabilities
+                                                build_ensemble, class_probabilities, load_model,
+                                                read_card, save_model, write_card)
 from sidewalk_robot.perception.training import ARCHITECTURES
 
 
