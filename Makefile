@@ -84,10 +84,12 @@ test-all: install robot-venv
 scenarios: install
 	$(BIN)/sidewalk-robot scenarios
 
-# The shipped perception model's recipe (docs/perception.md): the dataset, then v5's two
-# networks (models/sidewalk_seg_v5, trained from scratch by v5's recipe) each fine-tuned for 3
-# epochs on it with the photometric augmentation, one per core at the same time; combined,
-# evaluated on validation and on each held-out world, exported for ONNX Runtime.
+# The recipe of the candidate sidewalk_seg_v6 (docs/perception.md; models/sidewalk_seg_v5 stays
+# the shipped model, and v5's own from-scratch recipe is this target at commit d6f7074): the
+# dataset, then v5's two networks each fine-tuned for 3 epochs on it with the photometric
+# augmentation, one per core at the same time; combined, evaluated on validation and on each
+# held-out world, and the ensemble exported for ONNX Runtime (model.onnx, as perception_node
+# runs it).
 RETRAIN := runs/perception/retrain
 FINE_TUNE := --epochs 3 --learning-rate 1.5e-3 --resume
 perception-model: install

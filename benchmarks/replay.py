@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from sidewalk_robot.replay.bag_io import iter_messages, open_reader, typestore_for
-from sidewalk_robot.replay.criteria import ReplayCriteria
+from sidewalk_robot.replay.criteria import load_criteria
 from sidewalk_robot.replay.synthetic import SyntheticDrive, write_synthetic_drive
 
 
@@ -52,7 +52,7 @@ def replay_throughput(bag: Path, rate: float, output: Path) -> dict:
     rclpy.init(args=[], context=context)
     try:
         outcome = replay_bag(bag, output / f'rate{rate:g}', ReplayOptions(rate=rate),
-                             ReplayCriteria(), context)
+                             load_criteria(None), context)
     finally:
         rclpy.try_shutdown(context=context)
     if outcome.evaluation is None:

@@ -2,20 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sidewalk_robot.config import describe
+from sidewalk_robot.config import describe, robot_field, robot_model_parameter
+
+if TYPE_CHECKING:
+    from sidewalk_robot.description import RobotDescription
 
 
 @dataclass(frozen=True)
 class HealthMonitorConfig:
-    # Frames, rates and the sensors' geometry (as perception and the planner have them)
-    robot_frame: str = describe('base_link', 'frame the perception grids must be in')
-    odom_frame: str = describe('odom', 'frame of /odom, used to line a scan up with a grid')
-    scan_frame: str = describe('laser_link', 'frame /scan must be in')
-    laser_x_offset: float = describe(0.30, 'laser_link x in base_link [m]')
-    laser_y_offset: float = describe(0.0, 'laser_link y in base_link [m]')
-    laser_yaw_offset: float = describe(0.0, 'laser_link yaw in base_link [rad]')
-    camera_x: float = describe(0.30, 'camera_link x in base_link [m]')
+    # Frames and the sensors' mounts: from the robot description (robot_values)
+    robot_model: str = robot_model_parameter()
+    robot_frame: str = robot_field('base_link', 'frame the perception grids must be in')
+    odom_frame: str = robot_field('odom', 'frame of /odom, used to line a scan up with a grid')
+    scan_frame: str = robot_field('laser_link', 'frame /scan must be in')
+    laser_x_offset: float = robot_field(0.30, 'laser_link x in base_link [m]')
+    laser_y_offset: float = robot_field(0.0, 'laser_link y in base_link [m]')
+    laser_yaw_offset: float = robot_field(0.0, 'laser_link yaw in base_link [rad]')
+    camera_x: float = robot_field(0.30, 'camera_link x in base_link [m]')
+
+    # The camera's view and rates
     camera_half_fov: float = describe(0.785, 'half the camera\'s horizontal field of view: only '
                                       'cells within it are compared [rad]', min=0.01, max=3.14)
     publish_period: float = describe(1.0, 'seconds between health reports', min=0.05)
@@ -61,6 +68,10 @@ class HealthMonitorConfig:
     confidence_ok: float = describe(0.9, 'mean model confidence (perception diagnostics) at or '
                                     'above this is healthy', min=0.0, max=1.0)
     confidence_bad: float = describe(0.7, 'mean confidence that scores 0', min=0.0, max=1.0)
+    uncertainty_ok: float = describe(0.2, 'mean uncertainty (perception diagnostics: '
+                                     'normalised class entropy near the ground) at or below '
+                                     'this is healthy', min=0.0, max=1.0)
+    uncertainty_bad: float = describe(0.4, 'mean uncertainty that scores 0', min=0.0, max=1.0)
     brightness_min: float = describe(0.35, 'image brightness below this is outside what the '
                                      'model was trained on', min=0.0, max=1.0)
     brightness_max: float = describe(0.85, 'image brightness above this is outside what the model '
@@ -75,3 +86,12 @@ class HealthMonitorConfig:
     error_below: float = describe(0.4, 'health below this is ERROR', min=0.0, max=1.0)
     hysteresis: float = describe(0.1, 'a level is left only once the health is this much above '
                                  'its threshold', min=0.0, max=0.5)
+
+    @staticmethod
+    def robot_values(robot: RobotDescription) -> dict[str, object]:
+        """The robot fields from the robot description: frames, laser and camera mounts."""
+        laser = robot.mount(robot.laser_frame)
+        return {'robot_frame': robot.base_frame, 'odom_frame': robot.odom_frame,
+                'scan_frame': robot.laser_frame, 'laser_x_offset': laser.x,
+                'laser_y_offset': laser.y, 'laser_yaw_offset': laser.yaw,
+                'camera_x': robot.mount(robot.camera_frame).x}

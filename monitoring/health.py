@@ -18,8 +18,9 @@ stone, a flat planter) or overhanging it (a table top, a lamp head) are obstacle
 through, so a healthy model still shows some phantom rate (``phantom_rate_ok``); and a return
 from something the camera cannot see below its view edge is not in a compared cell.
 
-The model's mean confidence and the image's brightness (perception's diagnostics) are compared
-with the ranges seen on the training worlds. The health figure is the worst of the four scores.
+The model's mean confidence, its uncertainty near the ground and the image's brightness
+(perception's diagnostics) are compared with the ranges seen on the training worlds. The health
+figure is the worst of the scores.
 """
 from __future__ import annotations
 
@@ -186,6 +187,8 @@ class ModelHealthMonitor:
             raise ValueError('unknown_share_bad must be above unknown_share_ok')
         if config.confidence_bad >= config.confidence_ok:
             raise ValueError('confidence_bad must be below confidence_ok')
+        if config.uncertainty_bad <= config.uncertainty_ok:
+            raise ValueError('uncertainty_bad must be above uncertainty_ok')
         if config.brightness_min >= config.brightness_max:
             raise ValueError('brightness_min must be below brightness_max')
         if config.error_below > config.warn_below:
@@ -194,6 +197,8 @@ class ModelHealthMonitor:
         self._comparisons: deque[Comparison] = deque()
         self._statistics: deque[tuple[float, float, float]] = deque()
         """(time, mean confidence, brightness) from perception's diagnostics."""
+        self._uncertainties: deque[tuple[float, float]] = deque()
+        """(time, uncertainty) from perception's diagnostics."""
         self._level = OK
         self._last_grid: float | None = None
         self._last_scan: float | None = None
@@ -208,11 +213,14 @@ class ModelHealthMonitor:
     def saw_scan(self, now: float) -> None:
         self._last_scan = now
 
-    def add_perception_statistics(self, confidence: float, brightness: float,
-                                  now: float) -> None:
-        """Perception's mean confidence and image brightness; NaN (no frame yet) is skipped."""
+    def add_perception_statistics(self, confidence: float, brightness: float, now: float,
+                                  uncertainty: float = math.nan) -> None:
+        """Perception's mean confidence, image brightness and uncertainty; NaN (no frame yet,
+        or a perception that reports no uncertainty) is skipped."""
         if math.isfinite(confidence) and math.isfinite(brightness):
             self._statistics.append((now, confidence, brightness))
+        if math.isfinite(uncertainty):
+            self._uncertainties.append((now, uncertainty))
         self._forget(now)
 
     def _forget(self, now: float) -> None:
@@ -223,6 +231,8 @@ class ModelHealthMonitor:
             self._comparisons.popleft()
         while self._statistics and self._statistics[0][0] < horizon:
             self._statistics.popleft()
+        while self._uncertainties and self._uncertainties[0][0] < horizon:
+            self._uncertainties.popleft()
 
     def report(self, now: float) -> HealthReport:
         config = self.config
@@ -261,6 +271,11 @@ class ModelHealthMonitor:
             outside = max(config.brightness_min - brightness, brightness - config.brightness_max,
                           0.0)
             scores['unusual brightness'] = score(outside, 0.0, config.brightness_margin)
+        if self._uncertainties:
+            uncertainty = float(np.mean([u for _, u in self._uncertainties]))
+            values['uncertainty'] = uncertainty
+            scores['high uncertainty'] = score(uncertainty, config.uncertainty_ok,
+                                               config.uncertainty_bad)
         for name, value in scores.items():
             values[f'score.{name.replace(" ", "_")}'] = value
         health = min(scores.values(), default=1.0)

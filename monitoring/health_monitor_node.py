@@ -140,9 +140,11 @@ class HealthMonitorNode(Node):
             try:
                 confidence = float(values['mean_confidence'])
                 brightness = float(values['brightness'])
+                uncertainty = float(values.get('uncertainty', 'nan'))
             except (KeyError, ValueError):
                 continue
-            self.monitor.add_perception_statistics(confidence, brightness, self.now())
+            self.monitor.add_perception_statistics(confidence, brightness, self.now(),
+                                                   uncertainty)
 
     def on_timer(self) -> None:
         now = self.now()

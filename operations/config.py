@@ -3,9 +3,13 @@ nodes' declared parameters (config/operator.yaml, config/incident_recorder.yaml)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sidewalk_robot.config import describe
+from sidewalk_robot.config import describe, robot_field, robot_model_parameter
 from sidewalk_robot.perception.geometry import Extrinsics, Intrinsics
+
+if TYPE_CHECKING:
+    from sidewalk_robot.description import RobotDescription
 
 LOCALHOST_NAMES = ('127.0.0.1', '::1', 'localhost')
 """Hosts the console may bind without a token: this machine's own loopback address only."""
@@ -43,14 +47,19 @@ class OperatorConfig:
     trail_length: int = describe(600, 'odometry poses kept for the map', min=2)
     recent_actions: int = describe(20, 'audit records shown on the page', min=1)
 
-    # The camera model of the overlay: the perception node's (config/perception.yaml), which a
-    # unit test keeps equal. Intrinsics come from camera_info when it matches the image.
-    camera_x: float = describe(0.30, 'camera_link x in base_link [m]')
-    camera_y: float = describe(0.0, 'camera_link y in base_link [m]')
-    camera_z: float = describe(0.50, 'camera_link z in base_link [m]', min=0.01)
-    camera_roll: float = describe(0.0, 'camera_link roll in base_link [rad]')
-    camera_pitch: float = describe(0.35, 'camera_link pitch, positive = nose down [rad]')
-    camera_yaw: float = describe(0.0, 'camera_link yaw in base_link [rad]')
+    # The camera model of the overlay: the mount and the robot's 2D frame from the robot
+    # description (robot_values), as perception has them; the fallback intrinsics are the
+    # perception node's (config/perception.yaml), which a unit test keeps equal. Intrinsics
+    # come from camera_info when it matches the image.
+    robot_model: str = robot_model_parameter()
+    robot_frame: str = robot_field('base_link', 'the robot\'s 2D frame: grids are drawn only '
+                                   'in it, manual commands are stamped with it')
+    camera_x: float = robot_field(0.30, 'camera_link x in base_link [m]')
+    camera_y: float = robot_field(0.0, 'camera_link y in base_link [m]')
+    camera_z: float = robot_field(0.50, 'camera_link height above the ground [m]', min=0.01)
+    camera_roll: float = robot_field(0.0, 'camera_link roll in base_link [rad]')
+    camera_pitch: float = robot_field(0.35, 'camera_link pitch, positive = nose down [rad]')
+    camera_yaw: float = robot_field(0.0, 'camera_link yaw in base_link [rad]')
     fx: float = describe(160.0, 'focal length x without camera_info [px]', min=1e-3)
     fy: float = describe(160.0, 'focal length y without camera_info [px]', min=1e-3)
     cx: float = describe(160.0, 'principal point x without camera_info [px]')
@@ -66,6 +75,14 @@ class OperatorConfig:
     @property
     def needs_token(self) -> bool:
         return self.host not in LOCALHOST_NAMES
+
+    @staticmethod
+    def robot_values(robot: RobotDescription) -> dict[str, object]:
+        """The robot fields from the robot description: the 2D frame and the camera mount."""
+        camera = robot.mount(robot.camera_frame)
+        return {'robot_frame': robot.base_frame, 'camera_x': camera.x, 'camera_y': camera.y,
+                'camera_z': camera.z, 'camera_roll': camera.roll, 'camera_pitch': camera.pitch,
+                'camera_yaw': camera.yaw}
 
     def extrinsics(self) -> Extrinsics:
         return Extrinsics(self.camera_x, self.camera_y, self.camera_z,

@@ -36,7 +36,6 @@ from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, ima
 from sidewalk_robot.ros_params import declare_config
 
 NODE_NAME = 'operator'
-ROBOT_FRAME = 'base_link'
 ANSWER_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ACTIONS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 OPERATOR_PUBLICATIONS = ('safety/estop', 'operator/assist_response', 'operator/manual_mode',
@@ -162,7 +161,7 @@ class OperatorNode(Node):
     def _twist(self, linear: float, angular: float) -> TwistStamped:
         command = TwistStamped()
         command.header.stamp = self.get_clock().now().to_msg()
-        command.header.frame_id = ROBOT_FRAME
+        command.header.frame_id = self.config.robot_frame
         command.twist.linear.x = float(linear)
         command.twist.angular.z = float(angular)
         return command
@@ -188,9 +187,10 @@ class OperatorNode(Node):
         self._intrinsics = candidate
 
     def _on_grid(self, message: OccupancyGrid, which: str) -> None:
-        if message.header.frame_id != ROBOT_FRAME:
+        if message.header.frame_id != self.config.robot_frame:
             self.get_logger().warning(f'{which} grid in {message.header.frame_id!r}, not '
-                                      f'{ROBOT_FRAME!r}: not drawn', throttle_duration_sec=10.0)
+                                      f'{self.config.robot_frame!r}: not drawn',
+                                      throttle_duration_sec=10.0)
             return
         try:
             layer = _grid_layer(message)

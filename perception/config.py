@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sidewalk_robot import share_directory
-from sidewalk_robot.config import describe
+from sidewalk_robot.config import describe, robot_field, robot_model_parameter
 from sidewalk_robot.perception.geometry import Extrinsics, GridGeometry, Intrinsics
+
+if TYPE_CHECKING:
+    from sidewalk_robot.description import RobotDescription
 
 DEFAULT_MODEL_DIR = 'models/sidewalk_seg_v5'
 
@@ -20,13 +24,17 @@ class PerceptionConfig:
                             "'torch' (the training path)")
     num_threads: int = describe(1, 'CPU threads for inference', min=1, max=16)
 
-    camera_x: float = describe(0.30, 'camera_link x in base_link [m]')
-    camera_y: float = describe(0.0, 'camera_link y in base_link [m]')
-    camera_z: float = describe(0.50, 'camera_link z in base_link (height above ground) [m]',
-                               min=0.01)
-    camera_roll: float = describe(0.0, 'camera_link roll in base_link [rad]')
-    camera_pitch: float = describe(0.35, 'camera_link pitch in base_link, positive = nose down [rad]')
-    camera_yaw: float = describe(0.0, 'camera_link yaw in base_link [rad]')
+    robot_model: str = robot_model_parameter()
+    # The camera mount and the grids' frame: from the robot description (robot_values).
+    camera_x: float = robot_field(0.30, 'camera_link x in base_link [m]')
+    camera_y: float = robot_field(0.0, 'camera_link y in base_link [m]')
+    camera_z: float = robot_field(0.50, 'camera_link height above the ground [m]', min=0.01)
+    camera_roll: float = robot_field(0.0, 'camera_link roll in base_link [rad]')
+    camera_pitch: float = robot_field(0.35, 'camera_link pitch in base_link, positive = nose '
+                                      'down [rad]')
+    camera_yaw: float = robot_field(0.0, 'camera_link yaw in base_link [rad]')
+    frame_id: str = robot_field('base_link', 'frame of the published grids: the robot\'s '
+                                'base link, its 2D frame')
 
     image_width: int = describe(320, 'expected image width without camera_info [px]', min=1)
     image_height: int = describe(240, 'expected image height without camera_info [px]', min=1)
@@ -46,7 +54,6 @@ class PerceptionConfig:
     grid_height: int = describe(80, 'grid cells along y', min=1)
     grid_origin_x: float = describe(-1.0, 'x of the grid corner in base_link [m]')
     grid_origin_y: float = describe(-4.0, 'y of the grid corner in base_link [m]')
-    frame_id: str = describe('base_link', 'frame of the published grids')
     max_range: float = describe(6.0, 'cells farther than this from base_link stay unknown [m]',
                                 min=0.1)
     projection_width: int = describe(320, 'width of the probability image projected to the '
@@ -73,6 +80,18 @@ class PerceptionConfig:
                                         min=0.0, max=1.0)
     low_confidence_warning: float = describe(0.6, 'mean confidence below this gives a WARN',
                                              min=0.0, max=1.0)
+    high_uncertainty_warning: float = describe(
+        0.2, 'mean uncertainty (normalised class entropy over the near-ground region) of the '
+        'frames in diagnostics_window above this gives a WARN: input unlike training (0.2: the '
+        'validation 95th percentile of single frames; docs/perception.md)', min=0.0, max=1.0)
+
+    @staticmethod
+    def robot_values(robot: RobotDescription) -> dict[str, object]:
+        """The robot fields from the robot description: the camera mount, the grids' frame."""
+        camera = robot.mount(robot.camera_frame)
+        return {'camera_x': camera.x, 'camera_y': camera.y, 'camera_z': camera.z,
+                'camera_roll': camera.roll, 'camera_pitch': camera.pitch,
+                'camera_yaw': camera.yaw, 'frame_id': robot.base_frame}
 
     def extrinsics(self) -> Extrinsics:
         return Extrinsics(self.camera_x, self.camera_y, self.camera_z,

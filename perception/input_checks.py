@@ -13,7 +13,10 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from sidewalk_robot.perception.geometry import Intrinsics
+from sidewalk_robot.perception.uncertainty import FrameUncertainty
 
 ASPECT_TOLERANCE = 0.01
 """Relative difference between the horizontal and vertical scale of an image size against the
@@ -71,10 +74,12 @@ def implausible_intrinsics(intrinsics: Intrinsics, reference: Intrinsics, tolera
 
 @dataclass(frozen=True)
 class FrameHealth:
-    """The frames of the window: counts by outcome, drop rates, the last error."""
+    """The frames of the window: counts by outcome, drop rates, the last error, the network's
+    mean uncertainty over the frames it processed (NaN without any)."""
     window: float
     counts: Counter
     last_error: str | None
+    uncertainty: FrameUncertainty = FrameUncertainty(math.nan, math.nan)
 
     @property
     def received(self) -> int:
@@ -109,23 +114,36 @@ class FrameWindow:
         self.window = window
         self.totals: Counter = Counter()
         self._recent: deque[tuple[float, str, int, str | None]] = deque()
+        self._uncertainties: deque[tuple[float, FrameUncertainty]] = deque()
 
-    def record(self, now: float, outcome: str, count: int = 1, error: str | None = None) -> None:
+    def record(self, now: float, outcome: str, count: int = 1, error: str | None = None,
+               uncertainty: FrameUncertainty | None = None) -> None:
+        """``uncertainty``: the network's, for a frame it processed (averaged in the window;
+        NaN, a camera that sees no ground nearby, has no figure to average)."""
         if outcome not in (PROCESSED, SUPERSEDED, *DROP_REASONS):
             raise ValueError(f'unknown frame outcome {outcome!r}')
         self._recent.append((now, outcome, count, error))
         self.totals[outcome] += count
+        if uncertainty is not None and math.isfinite(uncertainty.class_entropy):
+            self._uncertainties.append((now, uncertainty))
 
     def health(self, now: float) -> FrameHealth:
         while self._recent and self._recent[0][0] < now - self.window:
             self._recent.popleft()
+        while self._uncertainties and self._uncertainties[0][0] < now - self.window:
+            self._uncertainties.popleft()
         outcomes = (PROCESSED, SUPERSEDED, *DROP_REASONS)
         counts: Counter = Counter({outcome: 0 for outcome in outcomes})
         last_error = None
         for _, outcome, count, error in self._recent:
             counts[outcome] += count
             last_error = error or last_error
-        return FrameHealth(self.window, counts, last_error)
+        if not self._uncertainties:
+            return FrameHealth(self.window, counts, last_error)
+        means = np.mean([(u.class_entropy, u.group_entropy) for _, u in self._uncertainties],
+                        axis=0)
+        return FrameHealth(self.window, counts, last_error,
+                           FrameUncertainty(float(means[0]), float(means[1])))
 
 
 class SequenceGaps:

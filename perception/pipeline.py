@@ -26,6 +26,8 @@ from sidewalk_robot.perception.input_checks import implausible_intrinsics
 from sidewalk_robot.perception.labels import NOT_DRIVABLE, OBSTACLE, PEDESTRIAN, SIDEWALK
 from sidewalk_robot.perception.model_card import InputSpec, ModelLoadError, model_camera
 from sidewalk_robot.perception.onnx_runtime import OnnxExportUnavailable, load_onnx_model
+from sidewalk_robot.perception.uncertainty import (FrameUncertainty, frame_uncertainty,
+                                                   near_ground_region)
 
 BACKENDS = ('onnxruntime', 'torch')
 
@@ -102,6 +104,9 @@ class PerceptionResult:
     mean_confidence: float
     inference_seconds: float
     error: str | None = None
+    uncertainty: FrameUncertainty | None = None
+    """The network's uncertainty over the near-ground region (perception.uncertainty); None
+    without a network output."""
 
     @property
     def ok(self) -> bool:
@@ -165,6 +170,7 @@ class PerceptionPipeline:
         self.backend_warning = backend_warning
         self.grid = config.grid()
         self._projectors: dict[Intrinsics, BevProjector] = {}
+        self._near_ground: dict[tuple[Intrinsics, tuple[int, ...]], np.ndarray] = {}
         trained_for = model_camera(model.card) if model is not None else None
         # Without a camera in the card, the parameters are the only other statement of what
         # the camera should be.
@@ -208,6 +214,18 @@ class PerceptionPipeline:
             self._projectors = {intrinsics: projector}  # one camera at a time: keep one
         return projector
 
+    def near_ground(self, intrinsics: Intrinsics, size: tuple[int, ...]) -> np.ndarray:
+        """The near-ground region (perception.uncertainty) of the probability image, (H, W)
+        ``size``, of a camera with ``intrinsics``; computed once per camera and size."""
+        key = (intrinsics, size)
+        region = self._near_ground.get(key)
+        if region is None:
+            height, width = size
+            region = near_ground_region(CameraModel(intrinsics.scaled_to(width, height),
+                                                    self.config.extrinsics()))
+            self._near_ground = {key: region}  # one camera at a time: keep one
+        return region
+
     def _failure(self, error: str, statistics: ImageStatistics | None,
                  started: float) -> PerceptionResult:
         return failed_result(self.grid, error, statistics, time.perf_counter() - started)
@@ -232,10 +250,13 @@ class PerceptionPipeline:
             if not np.isfinite(probabilities).all():
                 raise FloatingPointError('network produced non-finite probabilities')
             confidence = float(probabilities.max(axis=0).mean())
+            uncertainty = frame_uncertainty(
+                probabilities, self.near_ground(intrinsics, probabilities.shape[1:]))
             size = (self.config.projection_height, self.config.projection_width)
             obstacle, pedestrian, block = bev_inputs(probabilities, size)
             grids = self.projector(intrinsics).project(obstacle, pedestrian, block)
         except Exception as error:  # the node must survive any inference failure
             return self._failure(f'inference failed: {type(error).__name__}: {error}',
                                  statistics, started)
-        return PerceptionResult(grids, statistics, confidence, time.perf_counter() - started)
+        return PerceptionResult(grids, statistics, confidence, time.perf_counter() - started,
+                                uncertainty=uncertainty)

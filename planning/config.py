@@ -2,22 +2,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sidewalk_robot.config import describe
+from sidewalk_robot.config import describe, robot_field, robot_model_parameter
+
+if TYPE_CHECKING:
+    from sidewalk_robot.description import RobotDescription
 
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    # Frames and rates
-    odom_frame: str = describe('odom', 'frame of /odom poses, /goal_pose and /route')
-    robot_frame: str = describe('base_link', 'frame the obstacle and pedestrian grids must be in')
+    # Frames, footprint and laser mount: from the robot description (robot_values)
+    robot_model: str = robot_model_parameter()
+    odom_frame: str = robot_field('odom', 'frame of /odom poses, /goal_pose and /route')
+    robot_frame: str = robot_field('base_link', 'the robot\'s 2D frame: the grids must be in '
+                                   'it, commands are stamped with it')
+    footprint_length: float = robot_field(0.70, 'footprint length along x, centred on '
+                                          'base_link [m]', min=0.1)
+    footprint_width: float = robot_field(0.55, 'footprint width along y, centred on base_link '
+                                         '[m]', min=0.1)
+    scan_frame: str = robot_field('laser_link', 'frame /scan must be in')
+    laser_x_offset: float = robot_field(0.30, 'laser_link x in base_link [m]')
+    laser_y_offset: float = robot_field(0.0, 'laser_link y in base_link [m]')
+    laser_yaw_offset: float = robot_field(0.0, 'laser_link yaw in base_link [rad]')
+
+    # Rates
     control_rate: float = describe(10.0, 'planning and /cmd_vel_nav rate [Hz]', min=1.0, max=50.0)
 
-    # Robot geometry and limits (the limits match the safety monitor's defaults)
-    footprint_length: float = describe(0.70, 'footprint length along x, centred on base_link [m]',
-                                       min=0.1)
-    footprint_width: float = describe(0.55, 'footprint width along y, centred on base_link [m]',
-                                      min=0.1)
+    # Limits (they match the safety monitor's defaults)
     max_linear_speed: float = describe(1.5, 'forward speed cap, as the safety monitor [m/s]',
                                        min=0.0)
     max_reverse_speed: float = describe(0.3, 'reverse speed cap, as the safety monitor; the '
@@ -82,10 +94,6 @@ class PlannerConfig:
     # The bumper lidar (scan_layer.py): extra obstacles and the returns that move
     use_scan: bool = describe(True, 'add /scan returns to the obstacle grid and give moving '
                               'returns the pedestrian keep-out along their predicted way')
-    scan_frame: str = describe('laser_link', 'frame /scan must be in')
-    laser_x_offset: float = describe(0.30, 'laser_link x in base_link [m]')
-    laser_y_offset: float = describe(0.0, 'laser_link y in base_link [m]')
-    laser_yaw_offset: float = describe(0.0, 'laser_link yaw in base_link [rad]')
     scan_timeout: float = describe(0.5, 'a scan older than this is left out (the planner goes '
                                    'on with the camera grids; the safety monitor stops on a '
                                    'stale scan anyway) [s]', min=0.01)
@@ -201,3 +209,13 @@ class PlannerConfig:
                                                min=0.0)
     manual_cmd_timeout: float = describe(0.5, 'a manual command older than this is stale: the '
                                          'planner commands zero [s]', min=0.01)
+
+    @staticmethod
+    def robot_values(robot: RobotDescription) -> dict[str, object]:
+        """The robot fields from the robot description: frames, footprint, laser mount."""
+        laser = robot.mount(robot.laser_frame)
+        length, width = robot.footprint_size
+        return {'odom_frame': robot.odom_frame, 'robot_frame': robot.base_frame,
+                'footprint_length': length, 'footprint_width': width,
+                'scan_frame': robot.laser_frame, 'laser_x_offset': laser.x,
+                'laser_y_offset': laser.y, 'laser_yaw_offset': laser.yaw}

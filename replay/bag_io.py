@@ -200,15 +200,22 @@ class BagWriter:
             if self._closed:
                 return
             self._closed = True
-            # rosbags writes its own name where rosbag2 names the ROS distribution: in
-            # metadata.yaml and in the MCAP's copy of it, which its storage's close() writes.
-            storage = self._writer.storage
-            close_storage = storage.close
-            storage.close = lambda version, text: close_storage(version, _with_ros_distro(text))
-            self._writer.close()
-            metadata = self.path / METADATA_FILE
-            metadata.write_text(_with_ros_distro(metadata.read_text(encoding='utf-8')),
-                                encoding='utf-8')
+            _close_naming_the_ros_distro(self._writer, self.path)
+
+
+def _close_naming_the_ros_distro(writer: Writer, path: Path) -> None:
+    """Close an open rosbags Writer of the bag ``path`` with ROS_DISTRO as its distribution.
+
+    rosbags writes its own name where rosbag2 names the ROS distribution: in metadata.yaml and
+    in the MCAP's copy of it, which its storage's close() writes.
+    """
+    storage = writer.storage
+    close_storage = storage.close
+    storage.close = lambda version, text: close_storage(version, _with_ros_distro(text))
+    writer.close()
+    metadata = path / METADATA_FILE
+    metadata.write_text(_with_ros_distro(metadata.read_text(encoding='utf-8')),
+                        encoding='utf-8')
 
 
 def _with_ros_distro(metadata: str) -> str:
@@ -698,7 +705,7 @@ def repair_bag(path: str | Path) -> RepairReport:
         if connection is not None:
             writer.write(connection, log_time, data)
             counts[connection.topic] += 1
-    writer.close()
+    _close_naming_the_ros_distro(writer, rebuilt)
     source.rename(source.with_name(source.name + '.orig'))
     (rebuilt / f'{rebuilt.name}.mcap').rename(source)
     if (bag / METADATA_FILE).exists():

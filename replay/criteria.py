@@ -1,15 +1,21 @@
 """Pass criteria for replay evaluation: a YAML file of flat keys next to the bags.
 
 The file is the frozen ``ReplayCriteria`` dataclass; keys it leaves out keep the defaults below
-(the robot geometry of docs/interfaces.md and the stopping rule of the safety monitor).
+(the stopping rule of the safety monitor). The robot's geometry (footprint, lidar and camera
+mounts) is read from the robot description its ``robot_model`` names, as the nodes read it.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sidewalk_robot.config import config_from_dict, describe, read_yaml_mapping
+from sidewalk_robot.config import (config_from_dict, describe, read_yaml_mapping, robot_field,
+                                   robot_model_parameter, with_robot_description)
+
+if TYPE_CHECKING:
+    from sidewalk_robot.description import RobotDescription
 
 CRITERIA_FILE_NAME = 'replay_criteria.yaml'
 
@@ -26,21 +32,23 @@ class ReplayCriteria:
     scan_grace_s: float = describe(
         0.15, 'A command may be justified by any scan this recent (monitor processing) [s]',
         min=0.0)
-    footprint_length_m: float = describe(0.70, 'Footprint length, centred on base_link [m]',
-                                         min=0.01)
-    footprint_width_m: float = describe(0.55, 'Footprint width, centred on base_link [m]',
-                                        min=0.01)
+    robot_model: str = robot_model_parameter()
+    # The robot's geometry: from the robot description (robot_values)
+    footprint_length_m: float = robot_field(0.70, 'Footprint length, centred on base_link [m]',
+                                            min=0.01)
+    footprint_width_m: float = robot_field(0.55, 'Footprint width, centred on base_link [m]',
+                                           min=0.01)
+    laser_x_m: float = robot_field(0.30, 'Lidar position in base_link x [m]')
+    laser_y_m: float = robot_field(0.0, 'Lidar position in base_link y [m]')
+    laser_z_m: float = robot_field(0.25, 'Lidar height above the ground [m]')
+    laser_yaw_rad: float = robot_field(0.0, 'Lidar yaw in base_link [rad]')
+    camera_x_m: float = robot_field(0.30, 'Camera position in base_link x [m]')
+    camera_y_m: float = robot_field(0.0, 'Camera position in base_link y [m]')
+    camera_z_m: float = robot_field(0.50, 'Camera height above the ground [m]')
+    camera_pitch_rad: float = robot_field(0.35, 'Camera pitch, positive = nose down [rad]')
     min_points: int = describe(
         2, 'Returns an obstacle needs in the swept footprint (the monitor debounces noise)',
         min=1)
-    laser_x_m: float = describe(0.30, 'Lidar position in base_link x [m]')
-    laser_y_m: float = describe(0.0, 'Lidar position in base_link y [m]')
-    laser_z_m: float = describe(0.25, 'Lidar height above the ground [m]')
-    laser_yaw_rad: float = describe(0.0, 'Lidar yaw in base_link [rad]')
-    camera_x_m: float = describe(0.30, 'Camera position in base_link x [m]')
-    camera_y_m: float = describe(0.0, 'Camera position in base_link y [m]')
-    camera_z_m: float = describe(0.50, 'Camera height above the ground [m]')
-    camera_pitch_rad: float = describe(0.35, 'Camera pitch, positive = nose down [rad]')
     max_cmd_gap_s: float = describe(
         0.5, 'Longest silence allowed on /cmd_vel after warm-up (simulated time) [s]', min=0.0)
     max_state_gap_s: float = describe(
@@ -84,6 +92,16 @@ class ReplayCriteria:
         ('/camera/image_raw', '/camera/camera_info', '/scan', '/odom'),
         'Topics a bag must contain to be replayed')
 
+    @staticmethod
+    def robot_values(robot: RobotDescription) -> dict[str, object]:
+        """The robot fields from the robot description: footprint, lidar and camera mounts."""
+        laser, camera = robot.mount(robot.laser_frame), robot.mount(robot.camera_frame)
+        length, width = robot.footprint_size
+        return {'footprint_length_m': length, 'footprint_width_m': width,
+                'laser_x_m': laser.x, 'laser_y_m': laser.y, 'laser_z_m': laser.z,
+                'laser_yaw_rad': laser.yaw, 'camera_x_m': camera.x, 'camera_y_m': camera.y,
+                'camera_z_m': camera.z, 'camera_pitch_rad': camera.pitch}
+
     def speed_limit(self, distance_m: float) -> float:
         """Highest forward speed that stops within ``distance_m`` (0 inside the margin; no
         limit, inf, when nothing is in the way or the distance is unknown)."""
@@ -102,13 +120,14 @@ class ReplayCriteria:
 
 
 def load_criteria(path: str | Path | None) -> ReplayCriteria:
-    """Criteria from a YAML mapping of the fields above; None gives the defaults."""
+    """Criteria from a YAML mapping of the fields above (None: the defaults), with the robot's
+    geometry from its robot description."""
     if path is None:
-        return ReplayCriteria()
+        return with_robot_description(ReplayCriteria())
     path = Path(path)
     document = read_yaml_mapping(path, 'criteria file')
     try:
-        return config_from_dict(ReplayCriteria, document)
+        return with_robot_description(config_from_dict(ReplayCriteria, document))
     except ValueError as error:
         raise ValueError(f'{path}: {error}') from error
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sidewalk_robot.config import describe
+from sidewalk_robot.config import describe, robot_field, robot_model_parameter
+
+if TYPE_CHECKING:  # the description is read by the node; the core takes the numbers
+    from sidewalk_robot.description import RobotDescription
+
+LASER_ON_AXIS_TOLERANCE = 1e-6
+"""[m] the laser must sit on base_link's x axis: the rules have no lateral laser offset."""
 
 
 @dataclass(frozen=True)
@@ -24,13 +31,18 @@ class SafetyConfig:
     slowdown_distance: float = describe(
         2.0, 'swept distance below which speed ramps down linearly to 0 at stop_margin [m]',
         min=0.0)
-    footprint_length: float = describe(0.70, 'footprint size along x, centred on base_link [m]',
-                                       min=0.01)
-    footprint_width: float = describe(0.55, 'footprint size along y, centred on base_link [m]',
-                                      min=0.01)
-    laser_x_offset: float = describe(0.30, 'laser position along x in base_link [m]')
-    laser_yaw_offset: float = describe(0.0, 'laser yaw relative to base_link [rad]')
-    scan_frame: str = describe('laser_link', 'frame_id every /scan must carry; others -> stop')
+    # Frames, footprint and laser mount: from the robot description (robot_values)
+    robot_model: str = robot_model_parameter()
+    robot_frame: str = robot_field('base_link', 'the robot\'s 2D frame: /cmd_vel is stamped '
+                                   'with it')
+    footprint_length: float = robot_field(0.70, 'footprint size along x, centred on base_link '
+                                          '[m]', min=0.01)
+    footprint_width: float = robot_field(0.55, 'footprint size along y, centred on base_link '
+                                         '[m]', min=0.01)
+    laser_x_offset: float = robot_field(0.30, 'laser position along x in base_link [m]')
+    laser_yaw_offset: float = robot_field(0.0, 'laser yaw relative to base_link [rad]')
+    scan_frame: str = robot_field('laser_link', 'frame_id every /scan must carry; others -> '
+                                  'stop')
     cmd_timeout: float = describe(0.3, 'a command older than this (by its stamp) -> stop [s]',
                                   min=0.0)
     scan_timeout: float = describe(0.3, 'a scan older than this (by its stamp) -> stop [s]',
@@ -79,3 +91,15 @@ class SafetyConfig:
         if self.slowdown_distance < self.stop_margin:
             raise ValueError(f'parameter \'slowdown_distance\' = {self.slowdown_distance} must '
                              f'not be below stop_margin = {self.stop_margin}')
+
+    @staticmethod
+    def robot_values(robot: RobotDescription) -> dict[str, object]:
+        """The robot fields from the robot description: frames, footprint, laser mount."""
+        laser = robot.mount(robot.laser_frame)
+        if abs(laser.y) > LASER_ON_AXIS_TOLERANCE:
+            raise ValueError(f'{robot.name}: the safety monitor needs {robot.laser_frame!r} on '
+                             f'the x axis of {robot.base_frame!r}, it is at y = {laser.y:g} m')
+        length, width = robot.footprint_size
+        return {'robot_frame': robot.base_frame, 'footprint_length': length,
+                'footprint_width': width, 'laser_x_offset': laser.x,
+                'laser_yaw_offset': laser.yaw, 'scan_frame': robot.laser_frame}

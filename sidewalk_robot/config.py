@@ -4,6 +4,12 @@ Every core takes a frozen dataclass. Its fields are the node's parameters: the f
 parameter type and ``metadata['description']`` its description. The node declares them from the
 dataclass (see ros_params.py); tests and tools load the same YAML here without ROS.
 
+Fields made with ``robot_field`` are no parameters: the robot description (the model.sdf the
+config's ``robot_model`` parameter names; sidewalk_robot.description) sets them, so frames,
+sensor mounts and the footprint live in one place. Their defaults are the delivery robot's, for
+cores built without a description (tests); ``declare_config`` and ``load_config`` fill them from
+the description, and a parameter file or ``-p`` that sets one is refused.
+
 The parameters a node's command line sets (``--params-file`` files and ``-p`` overrides) are
 read here too, so a node can say which file and key a configuration error comes from.
 """
@@ -30,6 +36,37 @@ def describe(default: Any, description: str, **constraints: float) -> Any:
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: tuple(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+DEFAULT_ROBOT_MODEL = 'delivery_robot'
+_FROM_ROBOT = 'robot_description'
+
+
+def robot_model_parameter() -> Any:
+    """The ``robot_model`` parameter of a config with ``robot_field`` fields."""
+    return describe(DEFAULT_ROBOT_MODEL, 'robot model name (worlds/models/<name>/model.sdf) or '
+                    'path to its model.sdf: the robot description the frames, sensor mounts and '
+                    'footprint are read from')
+
+
+def robot_field(default: Any, description: str, **constraints: float) -> Any:
+    """A dataclass field the robot description sets (the config's ``robot_values``), not a
+    parameter; ``default`` is the delivery robot's value."""
+    return dataclasses.field(default=default, metadata={'description': description,
+                                                        **constraints, _FROM_ROBOT: True})
+
+
+def is_parameter(field: dataclasses.Field) -> bool:
+    """A field a parameter file sets (not one the robot description sets)."""
+    return not field.metadata.get(_FROM_ROBOT, False)
+
+
+def robot_field_names(config_type: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(config_type) if not is_parameter(f))
+
+
+def parameter_names(config_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(config_type) if is_parameter(f))
 
 
 def field_types(config_type: type) -> dict[str, Any]:
@@ -128,8 +165,17 @@ def check_constraints(config: Any) -> None:
 
 def config_from_dict(config_type: type[ConfigT], values: dict[str, Any],
                      *, ignore_unknown: bool = False) -> ConfigT:
-    """Build the dataclass from a flat mapping, checking names, types and ranges."""
+    """Build the dataclass from a flat mapping, checking names, types and ranges.
+
+    A key for a field the robot description sets is refused even with ``ignore_unknown``; those
+    fields keep their defaults here (``with_robot_description`` sets them).
+    """
     types = field_types(config_type)
+    from_robot = sorted(set(values) & robot_field_names(config_type))
+    if from_robot:
+        raise ValueError(f'{", ".join(from_robot)} of {config_type.__name__} '
+                         f'{"is" if len(from_robot) == 1 else "are"} read from the robot '
+                         f'description (robot_model), not set by parameters')
     unknown = sorted(set(values) - set(types))
     if unknown and not ignore_unknown:
         raise ValueError(f'unknown parameters for {config_type.__name__}: {", ".join(unknown)}')
@@ -171,12 +217,39 @@ def read_parameter_file(path: str | Path, node_name: str | None = None) -> dict[
 
 def load_config(config_type: type[ConfigT], path: str | Path,
                 node_name: str | None = None) -> ConfigT:
-    """The config dataclass as a parameter file sets it (fields it leaves out keep defaults).
+    """The config dataclass as a parameter file sets it (fields it leaves out keep defaults),
+    with the fields the robot description sets read from it, as the node has them.
 
     Keys the dataclass does not know (for example ``use_sim_time``) are left to the node.
     """
-    return config_from_dict(config_type, read_parameter_file(path, node_name),
-                            ignore_unknown=True)
+    return with_robot_description(config_from_dict(
+        config_type, read_parameter_file(path, node_name), ignore_unknown=True))
+
+
+def with_robot_description(config: ConfigT) -> ConfigT:
+    """``config`` with its ``robot_field`` fields set from the robot description its
+    ``robot_model`` names (its ``robot_values``); a config without such fields as it is.
+
+    A robot model that cannot be read, or that the config cannot take (``robot_values`` raises
+    ValueError), is a ParameterValueError for ``robot_model``.
+    """
+    names = robot_field_names(type(config))
+    if not names:
+        return config
+    from sidewalk_robot.description import load_description  # it imports this module
+
+    robot_model = config.robot_model
+    try:
+        values = config.robot_values(load_description(robot_model))
+    except (OSError, ValueError) as error:
+        raise ParameterValueError('robot_model', f'a robot model this node can use ({error})',
+                                  repr(robot_model)) from error
+    if set(values) != names:
+        raise TypeError(f'{type(config).__name__}.robot_values sets {sorted(values)}, its robot '
+                        f'fields are {sorted(names)}')
+    config = dataclasses.replace(config, **values)
+    check_constraints(config)
+    return config
 
 
 # ------------------------------------------------------------ parameters a command line sets

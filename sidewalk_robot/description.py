@@ -3,7 +3,9 @@
 Where the sensors sit is written once, in worlds/models/<robot>/model.sdf: the file Gazebo
 spawns and the headless simulator loads. Everything else reads it from here: the static
 transforms on /tf_static, the URDF on /robot_description (RViz's RobotModel display), the
-simulator's frame names, and the tests that keep the nodes' mount parameters in step with it.
+simulator's frame names, and the nodes' frames, sensor mounts and footprint (the config fields
+made with ``sidewalk_robot.config.robot_field``, set from the description their ``robot_model``
+parameter names).
 
 The frame tree (REP 105; docs/interfaces.md)::
 
@@ -11,8 +13,11 @@ The frame tree (REP 105; docs/interfaces.md)::
                                         -> camera_link -> camera_optical_frame
 
 ``odom -> base_footprint`` is the odometry (dynamic, /tf); the rest is fixed (/tf_static).
-base_footprint is the model frame: the centre of the footprint on the ground, where every 2D
-quantity (grids, footprint, odometry) lives. base_link is the body link, above it.
+base_footprint is the model frame: the centre of the footprint on the ground. base_link is the
+body link, directly above it, and the frame of the stack's 2D messages (grids, velocity
+commands; the footprint is centred on it): the two share x, y and heading, so a 2D quantity
+means the same in either. The nodes take a sensor's ``mount``: its pose in base_link's x, y and
+angles with its height above the ground.
 No rclpy here: the nodes turn these into messages.
 """
 from __future__ import annotations
@@ -24,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sidewalk_robot.config import describe
+from sidewalk_robot.config import describe, robot_model_parameter
 from sidewalk_robot.simulation.robot import DEFAULT_ROBOT, RobotModel, load_robot_model
 from sidewalk_robot.simulation.sdf import Geometry, Pose3
+
+_SAME_PLANE_TOLERANCE = 1e-6
+"""[m, rad]: offsets this small are rounding in the model file."""
 
 OPTICAL_IN_MOUNT = Pose3(roll=-math.pi / 2, pitch=0.0, yaw=-math.pi / 2)
 """A camera's optical frame (z forward, x right, y down; REP 103) in its x-forward mount frame."""
@@ -35,8 +43,7 @@ OPTICAL_IN_MOUNT = Pose3(roll=-math.pi / 2, pitch=0.0, yaw=-math.pi / 2)
 @dataclass(frozen=True)
 class DescriptionConfig:
     """Parameters of robot_description_node (config/robot_description.yaml)."""
-    robot_model: str = describe(DEFAULT_ROBOT, 'robot model name (worlds/models/<name>/model.sdf) '
-                                               'or path to its model.sdf')
+    robot_model: str = robot_model_parameter()
     publish_odom_tf: bool = describe(True, 'publish odom -> base_footprint on tf from the odom '
                                            'topic (a robot whose base driver does not); false '
                                            'where the simulator or the Gazebo bridge publishes it')
@@ -98,6 +105,29 @@ class RobotDescription:
             transform = mount.pose.matrix() @ transform
             frame = mount.parent
         return transform
+
+    def mount(self, frame: str) -> Pose3:
+        """``frame``'s pose as the 2D consumers take it: x, y and angles in base_link, z the
+        height above the ground (its pose in base_footprint). ValueError where base_link is
+        not directly above base_footprint, as the stack's 2D frame must be."""
+        base = self.pose_in(self.footprint_frame, self.base_frame)
+        if not np.allclose(base.matrix()[:2], np.eye(4)[:2], atol=_SAME_PLANE_TOLERANCE):
+            raise ValueError(f'{self.name}: {self.base_frame!r} must be directly above '
+                             f'{self.footprint_frame!r} (same x, y and heading, level), '
+                             f'got {base}')
+        return self.pose_in(self.footprint_frame, frame)
+
+    @property
+    def footprint_size(self) -> tuple[float, float]:
+        """Length (x) and width (y) of the footprint to the micrometre (the outline's corners
+        carry the rounding of the wheels' rotations) [m]; ValueError unless it is centred on
+        base_link, where the nodes put it."""
+        centre = np.add(self.footprint_min, self.footprint_max) / 2
+        if not np.allclose(centre, 0.0, atol=_SAME_PLANE_TOLERANCE):
+            raise ValueError(f'{self.name}: the body outline must be centred on '
+                             f'{self.base_frame!r}, its centre is at x, y = {tuple(centre)}')
+        return (round(self.footprint_max[0] - self.footprint_min[0], 6),
+                round(self.footprint_max[1] - self.footprint_min[1], 6))
 
     def odometry_problem(self, frame_id: str, child_frame_id: str) -> str | None:
         """Why odometry with these frames cannot become odom -> footprint on tf, or None."""

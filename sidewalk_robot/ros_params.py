@@ -10,7 +10,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from sidewalk_robot.config import (ParameterValueError, config_from_dict, field_allowed_values,
-                                   field_types)
+                                   field_types, is_parameter, with_robot_description)
 
 ConfigT = TypeVar('ConfigT')
 
@@ -60,13 +60,17 @@ def declare_config(node: Node, config_type: type[ConfigT]) -> ConfigT:
     Values come from the node's parameter files and overrides; anything not set keeps the
     dataclass default. A wrong type or an out-of-range value raises ParameterValueError naming
     the parameter, what it allows and the node, so a bad YAML file stops the node at start-up
-    with a clear message (run_node adds the file it came from).
+    with a clear message (run_node adds the file it came from). Fields the robot description
+    sets are not declared: they are read from the description the ``robot_model`` parameter
+    names (``with_robot_description``), so a file that sets one is refused as unknown.
     """
     defaults = config_type()
     types = field_types(config_type)
     node_name = node.get_fully_qualified_name()
     values: dict[str, Any] = {}
     for field in dataclasses.fields(config_type):
+        if not is_parameter(field):
+            continue
         default = getattr(defaults, field.name)
         if isinstance(default, tuple):
             default = list(default)
@@ -78,6 +82,6 @@ def declare_config(node: Node, config_type: type[ConfigT]) -> ConfigT:
                                       node_name=node_name) from None
         values[field.name] = parameter.value
     try:
-        return config_from_dict(config_type, values)
+        return with_robot_description(config_from_dict(config_type, values))
     except ParameterValueError as error:
         raise error.at_node(node_name) from None

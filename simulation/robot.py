@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sidewalk_robot.config import DEFAULT_ROBOT_MODEL
 from sidewalk_robot.simulation.sdf import Geometry, Pose3, SdfDocument
 from sidewalk_robot.simulation.semantics import SDF_NAMESPACE
 from sidewalk_robot.simulation.world import model_directory
 
-DEFAULT_ROBOT = 'delivery_robot'
+DEFAULT_ROBOT = DEFAULT_ROBOT_MODEL
 DIFF_DRIVE_PLUGIN = 'gz::sim::systems::DiffDrive'
 
 

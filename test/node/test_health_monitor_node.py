@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import LaserScan
@@ -74,7 +75,8 @@ def test_phantom_obstacles_make_the_health_an_error_and_agreement_makes_it_ok(
 
     def perception_report() -> None:
         status = diagnostic_status('perception: learned perception', 'camera', 'OK', 'ok',
-                                   {'mean_confidence': 0.97, 'brightness': 0.65})
+                                   {'mean_confidence': 0.97, 'brightness': 0.65,
+                                    'uncertainty': 0.05})
         diagnostics.publish(diagnostic_array(node.get_clock().now().to_msg(), status))
 
     node.create_timer(0.1, sensors)
@@ -99,4 +101,5 @@ def test_phantom_obstacles_make_the_health_an_error_and_agreement_makes_it_ok(
         f'{[values(r) for r in reports[-2:]]}\n{monitor.output()}'
     report = values(reports[-1])
     assert float(report['health']) >= 0.8  # warn_below + hysteresis: back to OK
+    assert float(report['uncertainty']) == pytest.approx(0.05)  # perception's, as reported
     assert monitor.alive(), monitor.output()

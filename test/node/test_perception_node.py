@@ -15,6 +15,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
+from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.perception.model import InputSpec, SegmentationNet
 from sidewalk_robot.perception.model_io import read_card, save_model
 from sidewalk_robot.perception.perception_node import PerceptionNode
@@ -143,6 +144,7 @@ def test_shipped_node_publishes_a_grid_for_a_camera_image(ros_process, camera) -
     assert values_by_key['model_version'] == read_card(REPO_ROOT / 'models' / 'sidewalk_seg_v5')['version']
     assert float(values_by_key['inference_latency_ms']) > 0
     assert 0 < float(values_by_key['mean_confidence']) <= 1
+    assert 0 <= float(values_by_key['uncertainty']) <= 1
     assert {'brightness', 'blur_laplacian_variance'} <= set(values_by_key)
     assert level in (0, 1)
     assert process.alive()
@@ -228,9 +230,10 @@ def test_stale_frames_are_dropped_not_processed(perception, camera, tiny_model) 
 
 
 OK_WITH_THE_TINY_MODEL = {'backend': 'torch', 'low_confidence_warning': 0.0,
+                          'high_uncertainty_warning': 1.0,
                           'diagnostics_window': 1.0, 'diagnostics_period': 0.2}
-"""The tiny untrained model on its own backend, its low confidence accepted, and a short
-window, so that the status can come back to OK within a test."""
+"""The tiny untrained model on its own backend, its low confidence and high uncertainty
+accepted, and a short window, so that the status can come back to OK within a test."""
 
 
 def status_is(camera: Camera, level: int, text: str = '') -> bool:
@@ -297,6 +300,22 @@ def test_stale_images_warn_with_the_drop_rate_until_fresh_images_flow(perception
         camera.received.last_status()
     assert int(camera.received.last_status()[2]['frames_processed']) > 0
     assert (grid_values(camera.received.grids[-1]) >= 0).any()
+
+
+def test_an_unsure_network_warns_with_its_uncertainty_near_the_ground(perception, camera,
+                                                                       tiny_model) -> None:
+    """The untrained network is unsure everywhere, as the trained one on unfamiliar ground."""
+    default_warning = {**OK_WITH_THE_TINY_MODEL,
+                       'high_uncertainty_warning': PerceptionConfig().high_uncertainty_warning}
+    node = perception(model_dir=str(tiny_model), **default_warning)
+    nodes = [camera.node, node]
+    assert camera.spin_until(nodes, lambda: camera.image_publisher.publish(
+        camera.image(street_image())) or status_is(camera, 1, 'high uncertainty'), 15.0), \
+        camera.received.last_status()
+    values = camera.received.last_status()[2]
+    assert 0.2 < float(values['uncertainty']) <= 1.0
+    assert 0.0 <= float(values['uncertainty_groups']) <= 1.0
+    assert (grid_values(camera.received.grids[-1]) >= 0).any()  # a warning, the grids flow
 
 
 def test_a_bad_encoding_error_clears_once_good_frames_flow(perception, camera, tiny_model) -> None:

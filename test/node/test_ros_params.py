@@ -12,6 +12,7 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 
 from sidewalk_robot.config import ParameterValueError, describe
+from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.ros_params import declare_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'config'
@@ -46,6 +47,26 @@ def test_out_of_range_override_is_refused_with_the_parameter_its_range_and_the_n
     assert refused.value.parameter == 'max_speed'
     assert refused.value.requirement == 'a decimal number from 0.0 to 3.0'
     assert refused.value.node_name == '/declare_bad'
+
+
+def test_a_node_reads_the_mounts_from_the_robot_description_it_is_given(make_node,
+                                                                          tmp_path: Path) -> None:
+    model = (CONFIG_DIR.parent / 'worlds' / 'models' / 'delivery_robot' / 'model.sdf').read_text()
+    moved = tmp_path / 'model.sdf'
+    moved.write_text(model.replace('<pose>0.30 0 0.40 0 0.35 0</pose>',
+                                   '<pose>0.10 0 0.70 0 0.5 0</pose>'))  # camera, in base_link
+    node = make_node('description_probe',
+                     parameter_overrides=[Parameter('robot_model', value=str(moved))])
+    config = declare_config(node, PerceptionConfig)
+    assert (config.camera_x, config.camera_z, config.camera_pitch) == pytest.approx(
+        (0.10, 0.80, 0.5))  # the height above the ground: base_link is 0.1 m up
+    assert node.has_parameter('robot_model') and not node.has_parameter('camera_x')
+    absent = make_node('description_absent', parameter_overrides=[
+        Parameter('robot_model', value=str(tmp_path / 'absent' / 'model.sdf'))])
+    with pytest.raises(ParameterValueError) as refused:
+        declare_config(absent, PerceptionConfig)
+    assert (refused.value.parameter, refused.value.node_name) == ('robot_model',
+                                                                 '/description_absent')
 
 
 # ------------------------------------------- a node's parameter files, checked at its start

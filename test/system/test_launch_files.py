@@ -90,6 +90,16 @@ def test_simulation_and_replay_include_the_robot_stack_on_sim_time(name: str) ->
     assert all(('use_sim_time', 'true') in plan.node(label).parameters for label in STACK)
 
 
+def test_one_robot_model_argument_reaches_every_node_that_reads_the_description() -> None:
+    """The simulated robot and every node of the stack read the same model.sdf."""
+    model = str(ROOT / 'worlds' / 'models' / 'delivery_robot' / 'model.sdf')
+    plan = read_launch_file(launch_file('sim.launch.xml'), {'robot_model': model})
+    readers = {'sim', 'robot_description_publisher', 'perception', 'planner', 'safety_monitor',
+               'health_monitor', 'operator'}
+    assert {spec.label for spec in plan.nodes if ('robot_model', model) in spec.parameters} \
+        == readers
+
+
 def test_sim_launch_file_adds_the_simulator_on_sim_time() -> None:
     plan = read_launch_file(launch_file('sim.launch.xml'), {'world': 'street_corner'})
     assert [spec.label for spec in plan.nodes] == ['sim', *STACK]

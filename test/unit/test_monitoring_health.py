@@ -102,14 +102,15 @@ def test_scores_fall_linearly_between_good_and_bad() -> None:
 
 
 def healthy_inputs(monitor: ModelHealthMonitor, start: float, seconds: float,
-                   phantom_share: float = 0.3, confidence: float = 0.97) -> None:
+                   phantom_share: float = 0.3, confidence: float = 0.97,
+                   uncertainty: float = 0.05) -> None:
     for step in range(int(seconds * 10)):
         now = start + 0.1 * step
         monitor.saw_grid(now)
         monitor.saw_scan(now)
         monitor.add_comparison(Comparison(now, 20, 0, 10, int(round(10 * phantom_share))), now)
         if step % 10 == 0:
-            monitor.add_perception_statistics(confidence, 0.65, now)
+            monitor.add_perception_statistics(confidence, 0.65, now, uncertainty)
 
 
 def test_health_follows_the_worst_symptom_with_hysteresis_between_levels() -> None:
@@ -150,6 +151,28 @@ def test_low_confidence_and_unusual_brightness_lower_the_health() -> None:
     assert dark.report(5.5).values['score.unusual_brightness'] == pytest.approx(1 / 3)
 
 
+def test_high_uncertainty_near_the_ground_lowers_the_health() -> None:
+    """The figures of docs/perception.md: v5 averages 0.05 on the training worlds, 0.42 on the
+    unseen ground of tiled_street."""
+    familiar = ModelHealthMonitor(CONFIG)
+    healthy_inputs(familiar, 0.0, 6.0, uncertainty=0.05)
+    report = familiar.report(6.0)
+    assert report.level == OK and report.values['uncertainty'] == pytest.approx(0.05)
+    assert report.values['score.high_uncertainty'] == 1.0
+    unfamiliar = ModelHealthMonitor(CONFIG)
+    healthy_inputs(unfamiliar, 0.0, 6.0, uncertainty=0.42)
+    report = unfamiliar.report(6.0)
+    assert report.health == 0.0 and report.level == ERROR
+    assert 'uncertainty' in report.summary
+    halfway = ModelHealthMonitor(CONFIG)
+    healthy_inputs(halfway, 0.0, 6.0, uncertainty=0.3)
+    assert halfway.report(6.0).health == pytest.approx(0.5)
+    without = ModelHealthMonitor(CONFIG)  # a perception that reports no uncertainty
+    healthy_inputs(without, 0.0, 6.0, uncertainty=float('nan'))
+    report = without.report(6.0)
+    assert report.level == OK and 'uncertainty' not in report.values
+
+
 def test_a_model_that_leaves_its_view_unknown_is_unhealthy() -> None:
     silent = grid([], unknown_x_below=8.0)  # everything -1, as when perception fails
     result = compare(silent, None, scan_of([POLE]), LASER, CONFIG)
@@ -186,7 +209,7 @@ def test_old_comparisons_leave_the_window() -> None:
 @pytest.mark.parametrize('changes, complaint', [
     ({'phantom_rate_bad': 0.5}, 'phantom_rate_bad'), ({'confidence_bad': 0.95}, 'confidence'),
     ({'brightness_min': 0.9}, 'brightness_min'), ({'error_below': 0.8}, 'error_below'),
-    ({'unknown_share_bad': 0.2}, 'unknown_share')])
+    ({'unknown_share_bad': 0.2}, 'unknown_share'), ({'uncertainty_bad': 0.1}, 'uncertainty')])
 def test_contradictory_parameters_are_refused(changes: dict, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         ModelHealthMonitor(replace(CONFIG, **changes))

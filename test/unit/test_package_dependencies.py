@@ -4,7 +4,9 @@ pin of requirements.txt is used."""
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -45,6 +47,16 @@ NOT_IMPORTED = {
 }
 SIMULATION_ONLY = {'python3-pybullet-pip', 'ros_gz_sim', 'ros_gz_bridge'}
 """What a robot install skips (README): neither the robot stack nor replay imports them."""
+TRAINING_ONLY = {'python3-torch': 'torch', 'python3-torchvision': 'torchvision',
+                 'python3-onnx': 'onnx'}
+"""What a robot install skips too (README): training, evaluation and the ONNX export import
+them; the robot's nodes run the export on ONNX Runtime (requirements-robot.txt)."""
+ROBOT_NODES = ('sidewalk_robot.perception.perception_node', 'sidewalk_robot.planning.planner_node',
+               'sidewalk_robot.safety_monitor.safety_monitor_node',
+               'sidewalk_robot.monitoring.health_monitor_node',
+               'sidewalk_robot.robot_description_node', 'sidewalk_robot.operations.operator_node',
+               'sidewalk_robot.operations.incident_recorder_node')
+"""The executables robot.launch.xml starts."""
 
 PIN_MODULES = {'opencv-python-headless': 'cv2', 'PyYAML': 'yaml', 'mcap-ros2-support': 'mcap_ros2'}
 PIN_USES = {
@@ -135,6 +147,29 @@ def test_simulation_only_keys_are_not_needed_by_the_robot_stack() -> None:
     robot_keys = {MODULE_KEYS.get(module) for module in imported_modules(files)}
     assert not robot_keys & SIMULATION_ONLY
     assert SIMULATION_ONLY <= declared('exec_depend')
+
+
+def test_training_only_keys_are_declared_and_not_loaded_by_the_robot_nodes() -> None:
+    """A robot install skips them: importing every node the robot launch file starts loads
+    none of their modules (perception's torch backend is imported only when chosen)."""
+    assert set(TRAINING_ONLY) <= declared('exec_depend')
+    assert {MODULE_KEYS[module] for module in TRAINING_ONLY.values()} == set(TRAINING_ONLY)
+    probe = ('import importlib, json, sys\n'
+             f'for name in {ROBOT_NODES!r}:\n'
+             '    importlib.import_module(name)\n'
+             'print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))\n')
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                            timeout=120, check=True)
+    loaded = set(json.loads(result.stdout))
+    assert 'rclpy' in loaded and 'onnxruntime' in loaded
+    assert not loaded & set(TRAINING_ONLY.values())
+
+
+def test_the_readme_robot_install_skips_the_simulation_and_training_keys() -> None:
+    readme = (REPO / 'README.md').read_text(encoding='utf-8')
+    skipped = re.findall(r'rosdep install .*--skip-keys "([^"]*)"', readme)
+    assert skipped and all(set(keys.split()) == SIMULATION_ONLY | set(TRAINING_ONLY)
+                           for keys in skipped)
 
 
 def test_every_requirements_pin_is_used() -> None:

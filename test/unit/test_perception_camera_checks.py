@@ -1,4 +1,5 @@
-"""Camera input checks: implausible intrinsics are named, drop rates follow a sliding window."""
+"""Camera input checks: implausible intrinsics are named, drop rates and the network's mean
+uncertainty follow a sliding window."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ from sidewalk_robot.perception.geometry import Intrinsics
 from sidewalk_robot.perception.input_checks import (DROP_REASONS, PROCESSED, SUPERSEDED,
                                                     FrameWindow, SequenceGaps,
                                                     implausible_intrinsics)
+from sidewalk_robot.perception.uncertainty import FrameUncertainty
 
 TRAINED = Intrinsics(fx=160.0, fy=160.0, cx=160.0, cy=120.0, width=320, height=240)
 
@@ -106,6 +108,19 @@ def test_every_reason_has_a_rate_and_an_empty_window_drops_nothing() -> None:
                for reason in DROP_REASONS)
     with pytest.raises(ValueError, match='unknown frame outcome'):
         window.record(0.5, 'lost')
+
+
+def test_the_uncertainty_is_the_mean_of_the_processed_frames_in_the_window() -> None:
+    window = FrameWindow(2.0)
+    assert math.isnan(window.health(0.0).uncertainty.class_entropy)  # no frame yet
+    window.record(0.0, PROCESSED, uncertainty=FrameUncertainty(0.5, 0.4))
+    window.record(1.0, PROCESSED, uncertainty=FrameUncertainty(0.1, 0.0))
+    window.record(1.5, PROCESSED, uncertainty=FrameUncertainty(math.nan, math.nan))  # no ground
+    window.record(1.5, 'failed', error='inference failed')
+    assert window.health(1.5).uncertainty == FrameUncertainty(pytest.approx(0.3),
+                                                              pytest.approx(0.2))
+    later = window.health(2.5)  # the unsure frame at 0 s has left the window
+    assert later.uncertainty == FrameUncertainty(pytest.approx(0.1), pytest.approx(0.0))
 
 
 def test_superseded_frames_are_reported_apart_and_never_count_as_dropped() -> None:

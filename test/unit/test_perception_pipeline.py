@@ -1,6 +1,7 @@
 """The perception core: a grid for a good image, all-unknown grids with a reason otherwise."""
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import torch
 
 from sidewalk_robot.config import load_config
 from sidewalk_robot.perception.config import PerceptionConfig
+from sidewalk_robot.perception.geometry import CameraModel
+from sidewalk_robot.perception.labels import SIDEWALK
 from sidewalk_robot.perception.model import InputSpec
 from sidewalk_robot.perception.model_io import load_model, save_model
 from sidewalk_robot.perception.pipeline import PerceptionPipeline, image_statistics
+from sidewalk_robot.perception.uncertainty import frame_uncertainty, near_ground_region
 
 from test_perception_model import trained_looking_network
 from helpers.images import street_image
@@ -84,6 +88,46 @@ def test_non_finite_network_output_is_an_error(pipeline: PerceptionPipeline, mon
     result = pipeline.process(street_image(), pipeline.config.default_intrinsics())
     assert not result.ok and 'non-finite' in result.error
     assert np.isnan(result.grids.obstacle).all()
+
+
+def test_each_frame_carries_the_networks_uncertainty_near_the_ground(
+        pipeline: PerceptionPipeline, monkeypatch) -> None:
+    intrinsics = pipeline.config.default_intrinsics()
+    output = pipeline.model.probabilities(cv2.resize(street_image(), (160, 120),
+                                                     interpolation=cv2.INTER_AREA))
+    region = near_ground_region(CameraModel(intrinsics.scaled_to(160, 120),
+                                            pipeline.config.extrinsics()))
+    result = pipeline.process(street_image(), intrinsics)
+    assert result.uncertainty == frame_uncertainty(output, region)
+    assert 0.0 < result.uncertainty.class_entropy < 1.0
+    # Sure of the ground near the robot and unsure above it: only the near ground counts.
+    sure_below = np.full_like(output, 1.0 / len(output))
+    sure_below[:, region] = 0.0
+    sure_below[SIDEWALK, region] = 1.0
+    monkeypatch.setattr(pipeline.model, 'probabilities', lambda image: sure_below)
+    assert pipeline.process(street_image(), intrinsics).uncertainty.class_entropy == \
+        pytest.approx(0.0)
+    monkeypatch.setattr(pipeline.model, 'probabilities',
+                        lambda image: np.full_like(output, 1.0 / len(output)))
+    assert pipeline.process(street_image(), intrinsics).uncertainty.class_entropy == \
+        pytest.approx(1.0)
+    failed = pipeline.process(street_image(640, 480), intrinsics)
+    assert not failed.ok and failed.uncertainty is None
+
+
+def test_the_uncertainty_costs_well_under_a_millisecond_per_frame(
+        pipeline: PerceptionPipeline) -> None:
+    """Measured on the network's output size, the region computed once (the node's case)."""
+    output = pipeline.model.probabilities(cv2.resize(street_image(), (160, 120),
+                                                     interpolation=cv2.INTER_AREA))
+    region = pipeline.near_ground(pipeline.config.default_intrinsics(), output.shape[1:])
+    assert pipeline.near_ground(pipeline.config.default_intrinsics(), output.shape[1:]) is region
+    durations = []
+    for _ in range(50):
+        started = time.process_time()
+        frame_uncertainty(output, region)
+        durations.append(time.process_time() - started)
+    assert np.median(durations) < 1e-3
 
 
 def test_other_camera_sizes_work_with_matching_intrinsics(pipeline: PerceptionPipeline) -> None:

@@ -87,6 +87,20 @@ def test_unfinished_bag_is_refused_then_repaired_keeping_every_flushed_message(
     assert summary.message_count == 40
     assert summary.topics['/chatter'].offered_qos[0].reliability.name == 'BEST_EFFORT'
     assert (killed / 'killed.mcap.orig').exists()
+    # the distribution, as the recorder writes it: in metadata.yaml and the MCAP's own copy
+    assert ros_distros(killed) == ['kilted', 'kilted']
+
+
+def ros_distros(bag: Path) -> list[str]:
+    """ros_distro of metadata.yaml, then of each copy of it in the bag's MCAP."""
+    from mcap.reader import make_reader
+
+    documents = [yaml.safe_load((bag / 'metadata.yaml').read_text())
+                 ['rosbag2_bagfile_information']]
+    with next(bag.glob('*.mcap')).open('rb') as stream:
+        documents += [yaml.safe_load(record.metadata['serialized_metadata'])
+                      for record in make_reader(stream).iter_metadata()]
+    return [document['ros_distro'] for document in documents]
 
 
 def test_repair_drops_only_the_unfinished_tail(tmp_path: Path) -> None:

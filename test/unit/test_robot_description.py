@@ -1,6 +1,5 @@
 """The robot description: one frame tree from model.sdf (REP 105 heights), its URDF, and the
-mount parameters other nodes still keep as copies cross-checked against it, so they cannot
-drift apart."""
+nodes' frames, sensor mounts and footprint, which they read from it (robot_model)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,10 +11,17 @@ import numpy as np
 import pytest
 
 from sidewalk_robot import share_directory
-from sidewalk_robot.config import load_config, read_parameter_file
+from sidewalk_robot.config import (ParameterValueError, config_from_dict, load_config,
+                                   parameter_names, read_parameter_file, robot_field_names,
+                                   with_robot_description)
 from sidewalk_robot.description import (DescriptionConfig, description_from_model,
                                         load_description)
+from sidewalk_robot.monitoring.config import HealthMonitorConfig
+from sidewalk_robot.operations.config import OperatorConfig
+from sidewalk_robot.perception.config import PerceptionConfig
+from sidewalk_robot.planning.config import PlannerConfig
 from sidewalk_robot.replay.criteria import ReplayCriteria, load_criteria
+from sidewalk_robot.safety_monitor.config import SafetyConfig
 from sidewalk_robot.simulation.robot import load_robot_model
 from sidewalk_robot.simulation.sdf import Pose3
 
@@ -116,71 +122,129 @@ def test_an_imu_away_from_its_frame_is_refused(tmp_path: Path) -> None:
 
 def test_the_parameter_file_sets_the_description_config() -> None:
     parameters = read_parameter_file(CONFIG / 'robot_description.yaml')
-    assert set(parameters) == {field.name for field in dataclasses.fields(DescriptionConfig)}
+    # robot_model is robot.launch.xml's argument, which every node gets
+    assert set(parameters) == set(parameter_names(DescriptionConfig)) - {'robot_model'}
     assert load_config(DescriptionConfig, CONFIG / 'robot_description.yaml') == DescriptionConfig()
 
 
-# ---- copies of the mounts in other nodes' parameters: must equal the description -------------
-# The 2D consumers work in base_footprint's plane (heights above the ground).
+# ---- the nodes read frames, mounts and footprint from the description ----------------------
+# The 2D consumers take a mount as x, y, angles in base_link and the height above the ground.
 
-def test_perception_camera_extrinsics_are_the_description_mount(description) -> None:
-    parameters = read_parameter_file(CONFIG / 'perception.yaml')
-    mount = Pose3(*(parameters[f'camera_{axis}'] for axis in
-                    ('x', 'y', 'z', 'roll', 'pitch', 'yaw')))
-    assert close(mount, description.pose_in('base_footprint', description.camera_frame))
-
-
-def test_safety_monitor_laser_offsets_are_the_description_mount(description) -> None:
-    parameters = read_parameter_file(CONFIG / 'safety_monitor.yaml')
-    laser = description.pose_in('base_footprint', description.laser_frame)
-    assert laser.y == pytest.approx(0.0), 'the safety monitor has no lateral laser offset'
-    assert (parameters['laser_x_offset'], parameters['laser_yaw_offset']) == pytest.approx(
-        (laser.x, laser.yaw), abs=MOUNT_TOLERANCE)
-    assert parameters['scan_frame'] == description.laser_frame
+NODE_CONFIGS = {'perception': PerceptionConfig, 'planner': PlannerConfig,
+                'safety_monitor': SafetyConfig, 'health_monitor': HealthMonitorConfig,
+                'operator': OperatorConfig}
+CAMERA_MOVED = Pose3(0.20, 0.05, 0.60, 0.0, 0.45, 0.1)
+"""camera_link of ``moved_robot`` in base_footprint (its pose in base_link is 0.1 m lower)."""
+LASER_MOVED = Pose3(0.35, 0.0, 0.20, 0.0, 0.0, 0.2)
 
 
-def test_planner_laser_offsets_are_the_description_mount(description) -> None:
-    parameters = read_parameter_file(CONFIG / 'planner.yaml')
-    laser = description.pose_in('base_footprint', description.laser_frame)
-    assert (parameters['laser_x_offset'], parameters['laser_y_offset'],
-            parameters['laser_yaw_offset']) == pytest.approx((laser.x, laser.y, laser.yaw),
-                                                             abs=MOUNT_TOLERANCE)
-    assert parameters['scan_frame'] == description.laser_frame
+@pytest.fixture(scope='module')
+def moved_robot(tmp_path_factory) -> Path:
+    """The delivery robot with the camera and the lidar moved, the lidar frame renamed."""
+    model = (SHARE / 'worlds' / 'models' / 'delivery_robot' / 'model.sdf').read_text()
+    for old, new in (('<pose>0.30 0 0.40 0 0.35 0</pose>',
+                      '<pose>0.20 0.05 0.50 0 0.45 0.1</pose>'),
+                     ('<pose>0.30 0 0.15 0 0 0</pose>', '<pose>0.35 0 0.10 0 0 0.2</pose>'),
+                     ('<gz_frame_id>laser_link</gz_frame_id>',
+                      '<gz_frame_id>front_lidar</gz_frame_id>')):
+        assert model.count(old) == 1, old
+        model = model.replace(old, new)
+    path = tmp_path_factory.mktemp('moved_robot') / 'model.sdf'
+    path.write_text(model)
+    return path
 
 
-@pytest.mark.parametrize('node', ['planner', 'safety_monitor'])
-def test_footprints_are_the_description_body(description, node: str) -> None:
-    parameters = read_parameter_file(CONFIG / f'{node}.yaml')
-    length = description.footprint_max[0] - description.footprint_min[0]
-    width = description.footprint_max[1] - description.footprint_min[1]
-    assert (parameters['footprint_length'], parameters['footprint_width']) == pytest.approx(
-        (length, width), abs=1e-6)
-    centre = np.add(description.footprint_min, description.footprint_max) / 2
-    assert centre == pytest.approx((0.0, 0.0), abs=1e-6), 'the nodes centre it on the origin'
+def robot_config(config_type: type, robot: Path):
+    """The config as a node started with robot_model:=<robot> has it (declare_config and
+    load_config apply the description the same way)."""
+    return with_robot_description(config_type(robot_model=str(robot)))
 
 
-def test_grids_are_in_a_frame_of_the_ground_plane(description) -> None:
-    """Perception projects onto the ground below the camera: its grid frame must share x, y and
-    heading with base_footprint, and the planner must expect the same frame."""
-    grid_frame = read_parameter_file(CONFIG / 'perception.yaml')['frame_id']
-    assert read_parameter_file(CONFIG / 'planner.yaml')['robot_frame'] == grid_frame
-    offset = description.pose_in('base_footprint', grid_frame)
-    assert (offset.x, offset.y, offset.roll, offset.pitch, offset.yaw) == pytest.approx(
-        (0.0,) * 5, abs=MOUNT_TOLERANCE)
+def test_perception_and_the_console_take_the_camera_mount_and_frame_of_the_description(
+        moved_robot: Path) -> None:
+    for config_type in (PerceptionConfig, OperatorConfig):
+        config = robot_config(config_type, moved_robot)
+        assert close(Pose3(*dataclasses.astuple(config.extrinsics())), CAMERA_MOVED), \
+            config_type.__name__
+    assert robot_config(PerceptionConfig, moved_robot).frame_id == 'base_link'
+    assert robot_config(OperatorConfig, moved_robot).robot_frame == 'base_link'
 
 
-@pytest.mark.parametrize('criteria', [ReplayCriteria(), 'test/data/replay_criteria.yaml'],
-                         ids=['defaults', 'test_data'])
-def test_replay_criteria_geometry_is_the_description(description, criteria) -> None:
-    if isinstance(criteria, str):
-        criteria = load_criteria(SHARE / criteria)
-    laser = description.pose_in('base_footprint', description.laser_frame)
-    camera = description.pose_in('base_footprint', description.camera_frame)
-    assert (criteria.laser_x_m, criteria.laser_y_m, criteria.laser_z_m,
-            criteria.laser_yaw_rad) == pytest.approx((laser.x, laser.y, laser.z, laser.yaw))
-    assert (criteria.camera_x_m, criteria.camera_y_m, criteria.camera_z_m,
-            criteria.camera_pitch_rad) == pytest.approx((camera.x, camera.y, camera.z,
-                                                          camera.pitch))
-    assert (criteria.footprint_length_m, criteria.footprint_width_m) == pytest.approx(
-        (description.footprint_max[0] - description.footprint_min[0],
-         description.footprint_max[1] - description.footprint_min[1]))
+def test_planner_safety_and_health_take_the_laser_mount_and_scan_frame_of_the_description(
+        moved_robot: Path) -> None:
+    laser = (pytest.approx(LASER_MOVED.x), pytest.approx(LASER_MOVED.yaw), 'front_lidar')
+    planner = robot_config(PlannerConfig, moved_robot)
+    assert (planner.laser_x_offset, planner.laser_yaw_offset, planner.scan_frame) == laser
+    assert planner.laser_y_offset == pytest.approx(0.0)
+    safety = robot_config(SafetyConfig, moved_robot)
+    assert (safety.laser_x_offset, safety.laser_yaw_offset, safety.scan_frame) == laser
+    health = robot_config(HealthMonitorConfig, moved_robot)
+    assert (health.laser_x_offset, health.laser_yaw_offset, health.scan_frame) == laser
+    assert health.camera_x == pytest.approx(CAMERA_MOVED.x)
+
+
+def test_replay_criteria_take_the_geometry_of_the_robot_their_file_names(
+        tmp_path: Path, moved_robot: Path) -> None:
+    criteria_file = tmp_path / 'replay_criteria.yaml'
+    criteria_file.write_text(f'robot_model: {moved_robot}\nmin_recall: 0.6\n')
+    criteria = load_criteria(criteria_file)
+    assert criteria.min_recall == 0.6
+    assert (criteria.laser_x_m, criteria.laser_z_m, criteria.laser_yaw_rad, criteria.camera_x_m,
+            criteria.camera_y_m, criteria.camera_z_m, criteria.camera_pitch_rad) == pytest.approx(
+        (LASER_MOVED.x, LASER_MOVED.z, LASER_MOVED.yaw, CAMERA_MOVED.x, CAMERA_MOVED.y,
+         CAMERA_MOVED.z, CAMERA_MOVED.pitch))
+    shipped = load_criteria(SHARE / 'test' / 'data' / 'replay_criteria.yaml')
+    assert (shipped.laser_z_m, shipped.camera_z_m) == pytest.approx((0.25, 0.50))
+    criteria_file.write_text('camera_z_m: 0.5\n')
+    with pytest.raises(ValueError, match='camera_z_m of ReplayCriteria is read from the robot'):
+        load_criteria(criteria_file)
+
+
+@pytest.mark.parametrize('config_type', [*NODE_CONFIGS.values(), ReplayCriteria],
+                         ids=[*NODE_CONFIGS, 'replay_criteria'])
+def test_the_defaults_cores_are_tested_with_are_the_delivery_robot(config_type: type) -> None:
+    """Cores built without a description (unit tests) get the shipped robot's geometry."""
+    assert with_robot_description(config_type()) == config_type()
+
+
+@pytest.mark.parametrize('node', NODE_CONFIGS)
+def test_a_parameter_file_cannot_set_what_the_description_says(node: str) -> None:
+    config_type = NODE_CONFIGS[node]
+    assert robot_field_names(config_type), f'{node} reads nothing from the description'
+    shipped = read_parameter_file(CONFIG / f'{node}.yaml')
+    assert not set(shipped) & robot_field_names(config_type)
+    name = sorted(robot_field_names(config_type))[0]
+    with pytest.raises(ValueError, match=f'{name} of {config_type.__name__} is read from the '
+                                         'robot description'):
+        config_from_dict(config_type, {name: getattr(config_type(), name)},
+                         ignore_unknown=True)
+
+
+def test_every_2d_consumer_uses_the_description_base_link_as_the_robot_frame(
+        description) -> None:
+    """Grids and commands are 2D and share one frame: the grids perception publishes are the
+    ones the planner, the health monitor and the console accept, and the frame the planner and
+    the safety monitor stamp commands with. base_link lies directly above base_footprint, so
+    the projection onto the ground (heights above it) is in the same x, y."""
+    frames = {load_config(PerceptionConfig, CONFIG / 'perception.yaml').frame_id,
+              *(load_config(config_type, CONFIG / f'{node}.yaml').robot_frame
+                for node, config_type in NODE_CONFIGS.items() if config_type != PerceptionConfig)}
+    assert frames == {description.base_frame}
+    base = description.pose_in(description.footprint_frame, description.base_frame)
+    assert (base.x, base.y, base.roll, base.pitch, base.yaw) == pytest.approx((0.0,) * 5)
+
+
+def test_a_robot_the_nodes_cannot_use_is_a_robot_model_error(tmp_path: Path,
+                                                               moved_robot: Path) -> None:
+    with pytest.raises(ParameterValueError) as missing:
+        with_robot_description(PlannerConfig(robot_model=str(tmp_path / 'absent.sdf')))
+    assert missing.value.parameter == 'robot_model'
+    sideways = tmp_path / 'sideways' / 'model.sdf'
+    sideways.parent.mkdir()
+    sideways.write_text(moved_robot.read_text().replace('<pose>0.35 0 0.10 0 0 0.2</pose>',
+                                                        '<pose>0.35 0.1 0.10 0 0 0.2</pose>'))
+    assert with_robot_description(PlannerConfig(robot_model=str(sideways))).laser_y_offset == \
+        pytest.approx(0.1)
+    with pytest.raises(ParameterValueError, match='x axis') as off_axis:
+        with_robot_description(SafetyConfig(robot_model=str(sideways)))
+    assert off_axis.value.parameter == 'robot_model'

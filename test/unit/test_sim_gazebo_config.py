@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from sidewalk_robot import share_directory
-from sidewalk_robot.config import read_parameter_file
+from sidewalk_robot.config import load_config
 from sidewalk_robot.description import load_description
+from sidewalk_robot.planning.config import PlannerConfig
+from sidewalk_robot.safety_monitor.config import SafetyConfig
 from sidewalk_robot.simulation.robot import load_robot_model
 from sidewalk_robot.simulation.world import available_worlds
 from sidewalk_robot.system.launch_xml import launch_file, read_launch_file
@@ -103,18 +105,18 @@ def test_sim_node_publishes_the_topics_the_bridge_would() -> None:
 
 def test_sensor_frames_are_the_description_frames_the_nodes_expect() -> None:
     """Gazebo stamps data with each sensor's gz_frame_id, sim_node with the same fields; the
-    nodes check frames against their parameters. All must name the description's frames."""
+    nodes check frames against those their configs read from the description. All must name
+    the description's frames."""
     robot, description = load_robot_model(), load_description()
     assert robot.lidar.frame_id == description.laser_frame
     assert robot.camera.frame_id == description.camera_optical_frame
     assert robot.imu.frame_id in description.frames
     assert (robot.drive.odom_frame, robot.drive.base_frame) == (description.odom_frame,
                                                                  description.footprint_frame)
-    safety = read_parameter_file(SHARE / 'config' / 'safety_monitor.yaml')
-    planner = read_parameter_file(SHARE / 'config' / 'planner.yaml')
-    assert safety['scan_frame'] == description.laser_frame
-    assert planner['scan_frame'] == description.laser_frame
-    assert planner['odom_frame'] == description.odom_frame
+    safety = load_config(SafetyConfig, SHARE / 'config' / 'safety_monitor.yaml')
+    planner = load_config(PlannerConfig, SHARE / 'config' / 'planner.yaml')
+    assert safety.scan_frame == planner.scan_frame == description.laser_frame
+    assert planner.odom_frame == description.odom_frame
 
 
 def test_gazebo_model_without_a_frame_id_is_refused(tmp_path: Path) -> None:
