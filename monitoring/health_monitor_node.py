@@ -8,9 +8,9 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 
+from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.monitoring.config import HealthMonitorConfig
 from sidewalk_robot.monitoring.health import LaserScanData, ModelHealthMonitor, compare
 from sidewalk_robot.planning.geometry import Pose2D, yaw_from_quaternion
@@ -38,7 +38,10 @@ def grid_from_message(message: OccupancyGrid) -> LocalGrid:
                                     stamp_to_seconds(message.header.stamp), message.header.frame_id)
 
 
-class HealthMonitorNode(Node):
+class HealthMonitorNode(LockstepNode):
+    LOCKSTEP_WAKING_TOPICS = ()
+    """Its callbacks only store and compare; the timer publishes (lockstep)."""
+
     def __init__(self) -> None:
         super().__init__('health_monitor')
         self.config = declare_config(self, HealthMonitorConfig)

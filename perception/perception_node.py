@@ -6,23 +6,24 @@ being processed replaces any that waited: a slow CPU never works through a backl
 replaced frames are counted (from gaps in the publisher's sequence numbers). Frames that are
 stale or older than the last one processed are dropped. Every failure still publishes a grid,
 all unknown, and raises /diagnostics to ERROR; dropped frames raise it to WARN while they last.
+With ``lockstep:=true`` (lockstep_ros.LockstepNode) every image is processed at its step, none
+is superseded, and the windows of the diagnostics run on simulated time.
 """
 from __future__ import annotations
 
 import array
-import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from nav_msgs.msg import OccupancyGrid
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.perception.bev import probability_to_occupancy
 from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.perception.geometry import GridGeometry, Intrinsics
@@ -96,7 +97,10 @@ def cell_markers(result: PerceptionResult, grid: GridGeometry, frame_id: str, st
     return markers
 
 
-class PerceptionNode(Node):
+class PerceptionNode(LockstepNode):
+    LOCKSTEP_WAKING_TOPICS = ('camera/image_raw',)
+    """In lockstep a camera_info is only stored until the next image."""
+
     def __init__(self, **node_options) -> None:
         super().__init__(NODE_NAME, **node_options)
         self.config = declare_config(self, PerceptionConfig)
@@ -111,18 +115,11 @@ class PerceptionNode(Node):
         if self.pipeline.backend_warning:
             self.get_logger().warning(self.pipeline.backend_warning)
         self.grid = self.config.grid()
-        self.frames = FrameWindow(self.config.diagnostics_window)
-        self._sequence_gaps = SequenceGaps()
-        self._camera_info: Intrinsics | None = None
-        self._camera_info_error: str | None = None
         self._parameters_error = self.pipeline.implausible_intrinsics(
             self.config.default_intrinsics(), 'parameter')
         if self._parameters_error:
             self.get_logger().error(f'camera parameters rejected: {self._parameters_error}')
-        self._last_stamp: float | None = None
-        self._last_result: PerceptionResult | None = None
-        self._last_level: str | None = None
-        self._intrinsics_source = 'parameters'
+        self.reset_for_new_episode()
 
         self.obstacle_publisher = self.create_publisher(
             OccupancyGrid, 'perception/obstacle_grid', COMMAND_QOS)
@@ -134,6 +131,16 @@ class PerceptionNode(Node):
         self.create_subscription(CameraInfo, 'camera/camera_info', self._on_camera_info,
                                  SENSOR_QOS)
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+
+    def reset_for_new_episode(self) -> None:
+        self.frames = FrameWindow(self.config.diagnostics_window)
+        self._sequence_gaps = SequenceGaps()
+        self._camera_info: Intrinsics | None = None
+        self._camera_info_error: str | None = None
+        self._last_stamp: float | None = None
+        self._last_result: PerceptionResult | None = None
+        self._last_level: str | None = None
+        self._intrinsics_source = 'parameters'
 
     def _on_camera_info(self, message: CameraInfo) -> None:
         intrinsics = intrinsics_from_camera_info(message)
@@ -164,7 +171,7 @@ class PerceptionNode(Node):
         return fallback
 
     def _on_image(self, message: Image, info: MessageInfo) -> None:
-        received = time.monotonic()
+        received = self.steady_seconds()
         skipped = self._sequence_gaps.skipped(bytes(info['publisher_gid']['data']),
                                               int(info['publication_sequence_number']))
         if skipped:
@@ -188,7 +195,7 @@ class PerceptionNode(Node):
             return
         self._last_stamp = stamp
         result, outcome = self._perceive(message)
-        self.frames.record(received, outcome, error=result.error)
+        self.frames.record(received, outcome, error=result.error, uncertainty=result.uncertainty)
         self._publish(result, message.header.stamp)
 
     def _perceive(self, message: Image) -> tuple[PerceptionResult, str]:
@@ -224,7 +231,7 @@ class PerceptionNode(Node):
     def diagnostic_level(self) -> tuple[str, str]:
         """Level and summary: the worst of model, last result, recent drops and confidence."""
         result = self._last_result
-        health = self.frames.health(time.monotonic())
+        health = self.frames.health(self.steady_seconds())
         if self.pipeline.model is None:
             return 'ERROR', f'model unavailable: {self.pipeline.model_error}'
         if result is not None and not result.ok:
@@ -239,6 +246,9 @@ class PerceptionNode(Node):
             return 'WARN', self.pipeline.backend_warning
         if result.mean_confidence < self.config.low_confidence_warning:
             return 'WARN', f'low mean confidence {result.mean_confidence:.2f}'
+        if health.uncertainty.class_entropy > self.config.high_uncertainty_warning:
+            return 'WARN', (f'high uncertainty {health.uncertainty.class_entropy:.2f} over the '
+                            f'last {self.config.diagnostics_window:g} s: input unlike training?')
         return 'OK', 'ok'
 
     def _publish_diagnostics_on_change(self) -> None:
@@ -251,7 +261,7 @@ class PerceptionNode(Node):
         self._last_level = level
         result = self._last_result
         statistics = result.statistics if result else None
-        health = self.frames.health(time.monotonic())
+        health = self.frames.health(self.steady_seconds())
         totals = self.frames.totals
         failed = sum(totals[reason] for reason in DROP_REASONS
                      if reason not in ('stale', 'out_of_order'))
@@ -260,6 +270,8 @@ class PerceptionNode(Node):
             'backend': self.pipeline.backend,
             'inference_latency_ms': result.inference_seconds * 1e3 if result else float('nan'),
             'mean_confidence': result.mean_confidence if result else float('nan'),
+            'uncertainty': health.uncertainty.class_entropy,
+            'uncertainty_groups': health.uncertainty.group_entropy,
             'brightness': statistics.brightness if statistics else float('nan'),
             'blur_laplacian_variance': statistics.sharpness if statistics else float('nan'),
             'intrinsics_source': self._intrinsics_source,

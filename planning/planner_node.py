@@ -1,4 +1,10 @@
-"""ROS 2 node around the planner core: parameters, QoS, message conversion and the timer."""
+"""ROS 2 node around the planner core: parameters, QoS, message conversion and the timer.
+
+Its callbacks only store what they get; the timer plans and publishes. So in lockstep
+(``lockstep:=true``, lockstep_ros.LockstepNode) the planner takes a step only for its timer,
+with every message released since handed over first, and a new episode (the replay's next
+bag) starts from a fresh core.
+"""
 from __future__ import annotations
 
 import json
@@ -9,11 +15,11 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry as OdometryMsg, Path
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 
+from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.planning.assist import parse_assist_response
 from sidewalk_robot.planning.crossings import parse_route_crossings
 
@@ -52,11 +58,13 @@ def grid_from_message(message: OccupancyGrid) -> LocalGrid:
         message.header.frame_id)
 
 
-class PlannerNode(Node):
+class PlannerNode(LockstepNode):
+    LOCKSTEP_WAKING_TOPICS = ()
+
     def __init__(self) -> None:
         super().__init__('planner')
         self.config = declare_config(self, PlannerConfig)
-        self.planner = Planner(self.config)
+        self.reset_for_new_episode()
         self.cmd_publisher = self.create_publisher(TwistStamped, 'cmd_vel_nav', COMMAND_QOS)
         self.path_publisher = self.create_publisher(Path, 'planning/path', 10)
         self.assist_publisher = self.create_publisher(String, 'operator/assist_request',
@@ -88,12 +96,15 @@ class PlannerNode(Node):
                                  COMMAND_QOS)
         self.create_subscription(DiagnosticStatus, 'monitoring/model_health',
                                  self.on_model_health, LATCHED_QOS)
-        self.cycle_times: deque[float] = deque(maxlen=CYCLE_WINDOW)
-        self.speed_cap: object = None
-        self.last_diagnostics = (None, None, -1.0)
         self.create_timer(1.0 / self.config.control_rate, self.on_timer)
         self.get_logger().info(f'planner ready, {self.planner.local_planner.rollout_count} '
                                f'rollouts at {self.config.control_rate:.0f} Hz')
+
+    def reset_for_new_episode(self) -> None:
+        self.planner = Planner(self.config)
+        self.cycle_times: deque[float] = deque(maxlen=CYCLE_WINDOW)
+        self.speed_cap: object = None
+        self.last_diagnostics = (None, None, -1.0)
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

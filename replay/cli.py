@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sidewalk_robot.lockstep import add_lockstep_arguments, lockstep_options
 from sidewalk_robot.system.parallel import ParallelError, add_parallel_arguments, parallelism_from
 
 
@@ -28,11 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'replay', help='replay bags through perception, planner and safety monitor and evaluate',
         description='Play the sensor topics of each bag with /clock into the real nodes, record '
                     'their outputs, evaluate every frame against the criteria and write '
-                    'result.jsonl, summary.json, junit.xml and timeline.png. Exit status: 0 all '
-                    'criteria pass, 1 a criterion failed, 2 a bag could not be replayed.')
+                    'result.jsonl, summary.json, junit.xml and timeline.png. By default in '
+                    'lockstep: the player and the nodes take turns, so every run gives the '
+                    'same answer, as fast as the nodes can go. Exit status: 0 all criteria '
+                    'pass, 1 a criterion failed, 2 a bag could not be replayed.')
     replay.add_argument('bags', nargs='+', type=Path, help='bag folders')
-    replay.add_argument('--rate', type=float, default=1.0,
-                        help='playback speed relative to recorded time (default 1.0)')
+    replay.add_argument('--realtime', action='store_true',
+                        help='pace the bag against the wall clock (--rate) instead of lockstep: '
+                             'for latency measurements; results then depend on machine load')
+    replay.add_argument('--rate', type=float, default=None,
+                        help='with --realtime: playback speed relative to recorded time '
+                             '(default 1.0)')
+    add_lockstep_arguments(replay)
     replay.add_argument('--model', type=Path,
                         help='perception model to use (model.pt or its folder)')
     replay.add_argument('--params', type=Path, help='extra ROS parameter file for the nodes')
@@ -87,8 +95,18 @@ def _replay(arguments: argparse.Namespace) -> int:
 
     STACK_NODE_NAMES = ('perception', 'planner', 'safety_monitor')
 
-    if arguments.rate <= 0:
+    if arguments.rate is not None and not arguments.realtime:
+        print('replay: --rate paces a --realtime replay; lockstep runs as fast as the nodes '
+              'answer', file=sys.stderr)
+        return 2
+    rate = 1.0 if arguments.rate is None else arguments.rate
+    if rate <= 0:
         print('replay: --rate must be positive', file=sys.stderr)
+        return 2
+    try:
+        latencies = lockstep_options(arguments)
+    except ValueError as error:
+        print(f'replay: {error}', file=sys.stderr)
         return 2
     nodes = tuple(name.strip() for name in arguments.nodes.split(',') if name.strip())
     unknown = sorted(set(nodes) - set(STACK_NODE_NAMES))
@@ -102,8 +120,11 @@ def _replay(arguments: argparse.Namespace) -> int:
         print(f'replay: {error}', file=sys.stderr)
         return 2
     options = ReplayOptions(
-        rate=arguments.rate, model=arguments.model, params=arguments.params,
-        criteria=arguments.criteria, startup_timeout_s=arguments.startup_timeout, nodes=nodes)
+        rate=rate, model=arguments.model, params=arguments.params,
+        criteria=arguments.criteria, startup_timeout_s=arguments.startup_timeout, nodes=nodes,
+        lockstep=not arguments.realtime, latencies=latencies,
+        measured_latency=arguments.measured_latency,
+        lockstep_timeout_s=arguments.lockstep_timeout)
     output = arguments.output or _default_output('replay')
     try:
         return run_replay_command(arguments.bags, output, options, compare=arguments.compare,

@@ -13,6 +13,11 @@ The e-stop subscriptions are created first, so in each round of the single-threa
 (which serves every ready subscription once, in creation order) an e-stop message is handled
 before a scan or a command; their queues (depth 10) hold a press and its release while a flood
 of scans keeps the node busy.
+
+With ``lockstep:=true`` (lockstep_ros.LockstepNode) the node takes turns with the clock owner:
+both timers run on simulated time at the owner's steps, so /cmd_vel comes at publish_rate per
+simulated second (never skipped, however slow the machine), and a new episode (the replay's
+next bag) starts from a fresh core, e-stop latch included.
 """
 from __future__ import annotations
 
@@ -24,11 +29,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
+from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.ros_common import (COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
                                        stamp_to_seconds, subscribe_from_any_publisher)
@@ -38,7 +43,6 @@ from sidewalk_robot.safety_monitor.inputs import LaserScanData, OdometrySample, 
 from sidewalk_robot.safety_monitor.monitor import Decision, Reason, SafetyMonitor, State
 
 NODE_NAME = 'safety_monitor'
-OUTPUT_FRAME = 'base_link'
 DIAGNOSTICS_PERIOD = 1.0
 CHANGE_LOG_THROTTLE = 1.0
 """Seconds before the same state and reason is logged again."""
@@ -46,14 +50,14 @@ CHANGE_LOG_THROTTLE = 1.0
 _LEVEL_BY_STATE = {State.CLEAR: 'OK', State.LIMIT: 'OK', State.STOP: 'WARN', State.ESTOP: 'ERROR'}
 
 
-class SafetyMonitorNode(Node):
+class SafetyMonitorNode(LockstepNode):
+    LOCKSTEP_WAKING_TOPICS = ('safety/estop', 'cmd_vel_nav', 'scan')
+    """Odometry is only stored until the next decision (lockstep)."""
+
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.config = declare_config(self, SafetyConfig)
-        self.monitor = SafetyMonitor(self.config)
-        self._published: tuple[float, float] | None = None
-        self._latest: Decision | None = None
-        self._logged_at: dict[tuple[State, Reason], float] = {}
+        self.reset_for_new_episode()
 
         self._command_publisher = self.create_publisher(TwistStamped, 'cmd_vel', COMMAND_QOS)
         self._state_publisher = self.create_publisher(DiagnosticStatus, 'safety/state',
@@ -75,6 +79,12 @@ class SafetyMonitorNode(Node):
             f'scan frame {self.config.scan_frame!r}; e-stop heartbeat '
             f'{f"timeout {heartbeat:.2f} s" if heartbeat > 0.0 else "off"}; '
             'starting in STOP until every input is valid')
+
+    def reset_for_new_episode(self) -> None:
+        self.monitor = SafetyMonitor(self.config)
+        self._published: tuple[float, float] | None = None
+        self._latest: Decision | None = None
+        self._logged_at: dict[tuple[State, Reason], float] = {}
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -141,7 +151,7 @@ class SafetyMonitorNode(Node):
     def _publish(self, decision: Decision) -> None:
         command = TwistStamped()
         command.header.stamp = seconds_to_stamp(decision.stamp)
-        command.header.frame_id = OUTPUT_FRAME
+        command.header.frame_id = self.config.robot_frame
         command.twist.linear.x = decision.linear
         command.twist.angular.z = decision.angular
         self._command_publisher.publish(command)

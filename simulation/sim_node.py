@@ -5,6 +5,13 @@ on tf (as Gazebo's DiffDrive does) and ground truth on sim/ground_truth/{robot_p
 contacts}; drives the robot from cmd_vel (TwistStamped), stopping the wheels when the newest
 command is older than cmd_vel_timeout. Topics other than /clock and /diagnostics are relative,
 so the node runs in a namespace; topics and frame names come from the robot's model.sdf.
+
+With ``lockstep:=true`` the simulator is the clock owner of lockstep.py instead of pacing
+itself against the wall clock: once every node of ``lockstep_participants`` is up, it takes a
+physics step whenever every /cmd_vel that takes effect by then is in, publishes that step's
+sensors as lockstep data, and lets the nodes take their steps; /clock goes out for onlookers
+only. A node that stays silent for ``lockstep_timeout`` wall seconds stops the simulator with
+a line naming it (exit status 3).
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ from std_msgs.msg import ColorRGBA, String
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
+from sidewalk_robot.lockstep import NS_PER_S, ONLOOKER_CLOCK_PERIOD_S, LockstepOwnerConfig
+from sidewalk_robot.lockstep_ros import LockstepOwner
 from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, array_to_image, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
                                        stamp_to_seconds)
@@ -41,6 +50,12 @@ TICK_S = 0.005
 """Wall period of the stepping timer; each tick runs the steps that are due."""
 FAST_SLICE_S = 0.02
 """With real_time_factor 0: wall time spent stepping per tick before serving subscriptions."""
+LOCKSTEP_WATCH_S = 0.2
+"""Wall period of the lockstep watch: starting when everyone is up, the silence guard."""
+LOCKSTEP_STEPS_PER_CALL = 50
+"""Physics steps taken at most before serving callbacks again (with nobody to wait for, the
+simulation would otherwise never return to the executor)."""
+LOCKSTEP_EXIT_STATUS = 3
 _SHAPE_MARKERS = {'box': Marker.CUBE, 'cylinder': Marker.CYLINDER, 'sphere': Marker.SPHERE}
 
 
@@ -57,6 +72,7 @@ class SimNode(Node):
     def __init__(self) -> None:
         super().__init__('sim')
         self.config = declare_config(self, SimConfig)
+        lockstep = declare_config(self, LockstepOwnerConfig)
         self.sim = HeadlessSimulator(config=self.config)
         self.runner = SimRunner(self.sim)
         robot = self.sim.robot
@@ -64,27 +80,33 @@ class SimNode(Node):
         # A twist is a velocity of the body, the same in base_link and base_footprint (they
         # differ only in height); an unstamped frame is taken as the body's.
         self.accepted_command_frames = (robot.base_link, robot.drive.base_frame, '')
+        self.lockstep: LockstepOwner | None = None
+        self._lockstep_timeout = lockstep.lockstep_timeout
+        if lockstep.lockstep:
+            self.lockstep = LockstepOwner(self, lockstep.lockstep_participants, self.runner.dt)
+        # In lockstep every output is lockstep data (counted, reliable), /clock excepted.
+        create = self.lockstep.publisher if self.lockstep else self.create_publisher
         self.clock_publisher = self.create_publisher(Clock, '/clock', 10)
-        self.image_publisher = self.create_publisher(Image, _ros_topic(robot.camera.topic),
-                                                     SENSOR_QOS)
-        self.info_publisher = self.create_publisher(CameraInfo, _ros_topic(robot.camera.info_topic),
-                                                    SENSOR_QOS)
-        self.scan_publisher = self.create_publisher(LaserScan, _ros_topic(robot.lidar.topic),
-                                                    SENSOR_QOS)
-        self.odom_publisher = self.create_publisher(OdometryMessage,
-                                                    _ros_topic(robot.drive.odom_topic), SENSOR_QOS)
-        self.imu_publisher = self.create_publisher(Imu, _ros_topic(robot.imu.topic), SENSOR_QOS)
-        self.tf_publisher = self.create_publisher(TFMessage, 'tf', TF_QOS)
-        self.pose_publisher = self.create_publisher(PoseStamped, 'sim/ground_truth/robot_pose',
-                                                    reliable)
-        self.obstacle_publisher = self.create_publisher(MarkerArray, 'sim/ground_truth/obstacles',
-                                                        reliable)
-        self.contact_publisher = self.create_publisher(
+        self.image_publisher = create(Image, _ros_topic(robot.camera.topic), SENSOR_QOS)
+        self.info_publisher = create(CameraInfo, _ros_topic(robot.camera.info_topic), SENSOR_QOS)
+        self.scan_publisher = create(LaserScan, _ros_topic(robot.lidar.topic), SENSOR_QOS)
+        self.odom_publisher = create(OdometryMessage, _ros_topic(robot.drive.odom_topic),
+                                     SENSOR_QOS)
+        self.imu_publisher = create(Imu, _ros_topic(robot.imu.topic), SENSOR_QOS)
+        self.tf_publisher = create(TFMessage, 'tf', TF_QOS)
+        self.pose_publisher = create(PoseStamped, 'sim/ground_truth/robot_pose', reliable)
+        self.obstacle_publisher = create(MarkerArray, 'sim/ground_truth/obstacles', reliable)
+        self.contact_publisher = create(
             String, 'sim/ground_truth/contacts',
             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(TwistStamped, _ros_topic(robot.drive.cmd_topic), self.on_cmd_vel,
-                                 COMMAND_QOS)
+        self.diagnostics_publisher = create(DiagnosticArray, '/diagnostics', 10)
+        cmd_topic = _ros_topic(robot.drive.cmd_topic)
+        if self.lockstep:
+            self.lockstep.subscription(TwistStamped, cmd_topic,
+                                       lambda message, _release: self.on_cmd_vel(message),
+                                       input_=True)
+        else:
+            self.create_subscription(TwistStamped, cmd_topic, self.on_cmd_vel, COMMAND_QOS)
         self.rejected_commands = 0
         self._last_command_stamp = 0.0
         self.contact_count = 0
@@ -95,16 +117,26 @@ class SimNode(Node):
         # The simulator makes sim time, so its own timers run on the wall clock even when the
         # node is started with use_sim_time (it would otherwise wait for its own /clock).
         wall = RosClock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(TICK_S, self.on_tick, clock=wall)
-        self.create_timer(1.0 / self.config.diagnostics_rate_hz, self.publish_diagnostics,
-                          clock=wall)
+        if self.lockstep:
+            self._lockstep_started = False
+            self._last_progress = time.monotonic()
+            self._next_onlooker_ns = 0
+            self._next_diagnostics_ns = 0
+            self.lockstep.on_report = self._on_lockstep_news
+            self.create_timer(LOCKSTEP_WATCH_S, self.watch_lockstep, clock=wall)
+        else:
+            self.create_timer(TICK_S, self.on_tick, clock=wall)
+            self.create_timer(1.0 / self.config.diagnostics_rate_hz, self.publish_diagnostics,
+                              clock=wall)
         world = self.sim.world
         self.get_logger().info(
             f'world {world.name!r} ({world.path}), scenario '
             f'{self.sim.scenario.name if self.sim.scenario else "none"}, seed {self.sim.seed}, '
             f'start {tuple(round(v, 3) for v in world.start_pose)}, '
             f'goal {tuple(round(v, 3) for v in world.goal_pose)}, '
-            f'real_time_factor {self.config.real_time_factor}')
+            f'real_time_factor {self.config.real_time_factor}'
+            + (f'; lockstep with {", ".join(sorted(lockstep.lockstep_participants))}'
+               if self.lockstep else ''))
 
     # ----------------------------------------------------------------- input
     def on_cmd_vel(self, message: TwistStamped) -> None:
@@ -148,9 +180,66 @@ class SimNode(Node):
                 return
             self.publish(self.runner.step())
 
+    # ----------------------------------------------------------------- lockstep
+    def _time_ns(self) -> int:
+        quantum = self.lockstep.coordinator.quantum_ns
+        return round(self.sim.time * NS_PER_S / quantum) * quantum
+
+    def watch_lockstep(self) -> None:
+        """Start once every participant is up; stop the run when one falls silent."""
+        if not self._lockstep_started:
+            problems = self.lockstep.unready()
+            if problems:
+                self.get_logger().info(f'lockstep waiting: {"; ".join(problems)}',
+                                       throttle_duration_sec=5.0)
+                return
+            self._lockstep_started = True
+            self.publish(self.runner.step())
+            self.lockstep.start_episode(self._time_ns())
+            self._data_out()
+            return
+        silent_s = time.monotonic() - self._last_progress
+        if self.lockstep.busy() and silent_s > self._lockstep_timeout:
+            self.get_logger().error(self.lockstep.coordinator.silence_message(silent_s))
+            raise SystemExit(LOCKSTEP_EXIT_STATUS)
+        self.advance_in_lockstep()
+
+    def _on_lockstep_news(self) -> None:
+        """A participant answered or a /cmd_vel came in."""
+        self._last_progress = time.monotonic()
+        self.advance_in_lockstep()
+
+    def advance_in_lockstep(self) -> None:
+        """Physics steps as long as every /cmd_vel that takes effect by the current time is
+        in."""
+        if not self._lockstep_started:
+            return
+        for _ in range(LOCKSTEP_STEPS_PER_CALL):
+            if not self.context.ok():
+                return
+            self.lockstep.dispatch()
+            now_ns = self._time_ns()
+            if self.lockstep.safe_until() < now_ns or self.lockstep.deliver_due(now_ns):
+                return
+            self.publish(self.runner.step())
+            self._data_out()
+            self._last_progress = time.monotonic()
+
+    def _data_out(self) -> None:
+        """The step's sensors are out: announce them, and publish what onlookers need."""
+        now_ns = self._time_ns()
+        if now_ns >= self._next_diagnostics_ns:
+            self.publish_diagnostics()
+            self._next_diagnostics_ns = now_ns + round(NS_PER_S / self.config.diagnostics_rate_hz)
+        self.lockstep.own_data(now_ns, now_ns + self.lockstep.coordinator.quantum_ns)
+        if now_ns >= self._next_onlooker_ns:
+            self.clock_publisher.publish(Clock(clock=seconds_to_stamp(now_ns / NS_PER_S)))
+            self._next_onlooker_ns = now_ns + round(ONLOOKER_CLOCK_PERIOD_S * NS_PER_S)
+        self.lockstep.dispatch()
+
     def publish(self, output: StepOutput) -> None:
         stamp = seconds_to_stamp(output.time)
-        if output.clock:
+        if output.clock and self.lockstep is None:
             self.clock_publisher.publish(Clock(clock=stamp))
         if output.camera is not None:
             self.image_publisher.publish(array_to_image(output.camera.rgb, stamp,

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
+from sidewalk_robot.lockstep import add_lockstep_arguments, lockstep_options
 from sidewalk_robot.system.evidence import DEFAULT_KEEP_LAST_S
 from sidewalk_robot.system.parallel import ParallelError, add_parallel_arguments, parallelism_from
 from sidewalk_robot.system.runner import (DEFAULT_WORLD, RunOptions, format_summary,
@@ -43,10 +45,20 @@ class StatusPrinter:
             self._open_line = False
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--real-time-factor', type=float, default=1.0,
-                        help='simulated seconds per wall second (default 1.0; 0 = as fast as '
-                             'the simulator can)')
+def _add_common(parser: argparse.ArgumentParser, *, lockstep_default: bool) -> None:
+    if lockstep_default:
+        parser.add_argument('--realtime', action='store_true',
+                            help='pace the simulation against the wall clock '
+                                 '(--real-time-factor) instead of lockstep: outcomes then '
+                                 'depend on how busy the machine is')
+    else:
+        parser.add_argument('--lockstep', action='store_true',
+                            help='simulator and nodes take turns: the same outcome on every '
+                                 'run, as fast as the nodes can go')
+    parser.add_argument('--real-time-factor', type=float, default=None,
+                        help='realtime runs: simulated seconds per wall second (default 1.0; '
+                             '0 = as fast as the simulator can)')
+    add_lockstep_arguments(parser)
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
                         help='folder for the run folders (default runs/)')
     parser.add_argument('--startup-timeout', type=float, default=120.0,
@@ -60,14 +72,33 @@ def _add_evidence(parser: argparse.ArgumentParser) -> None:
                              '0: none)')
 
 
+def _pacing(arguments: argparse.Namespace) -> dict[str, object]:
+    """RunOptions' pacing fields from ``_add_common``'s options (ValueError when they clash)."""
+    lockstep = (not arguments.realtime if hasattr(arguments, 'realtime')
+                else arguments.lockstep)
+    if lockstep and arguments.real_time_factor is not None:
+        raise ValueError('--real-time-factor paces a realtime run; a lockstep run goes as fast '
+                         'as the nodes answer')
+    latencies = lockstep_options(arguments)
+    return {'lockstep': lockstep,
+            'real_time_factor': 1.0 if arguments.real_time_factor is None
+            else arguments.real_time_factor,
+            'latencies': latencies, 'measured_latency': arguments.measured_latency,
+            'lockstep_timeout_s': arguments.lockstep_timeout}
+
+
 def run_demo(arguments: argparse.Namespace) -> int:
     printer = StatusPrinter()
+    try:
+        pacing = _pacing(arguments)
+    except ValueError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     options = RunOptions(world=arguments.world, seed=arguments.seed,
-                         real_time_factor=arguments.real_time_factor,
                          timeout_s=arguments.timeout, record_bag=not arguments.no_bag,
                          startup_timeout_s=arguments.startup_timeout, progress=printer,
                          namespace=arguments.namespace,
-                         title=f'demo delivery on {arguments.world}')
+                         title=f'demo delivery on {arguments.world}', **pacing)
     run_dir = new_run_directory(arguments.output, 'demo')
     print(f'sidewalk-robot demo: headless simulation of {arguments.world} with the full stack '
           '(launch/sim.launch.xml), one delivery')
@@ -101,20 +132,22 @@ def run_scenarios(arguments: argparse.Namespace) -> int:
         return 0
     try:
         parallelism = parallelism_from(arguments)
+        pacing = _pacing(arguments)
     except (ValueError, ParallelError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     stamp = datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')
     suite_dir = arguments.output / f'scenarios-{stamp}'
-    base = RunOptions(real_time_factor=arguments.real_time_factor,
-                      record_bag=arguments.record, keep_last_s=arguments.keep_last,
+    base = RunOptions(record_bag=arguments.record, keep_last_s=arguments.keep_last,
                       startup_timeout_s=arguments.startup_timeout,
-                      progress=StatusPrinter() if arguments.verbose else None)
+                      progress=StatusPrinter() if arguments.verbose else None, **pacing)
+    started = time.monotonic()
     try:
         results = run_suite(scenarios, base, suite_dir, parallelism)
     except ParallelError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    wall_s = time.monotonic() - started
     paths = write_suite_outputs(results, suite_dir)
     print()
     print(results_table(results))
@@ -122,7 +155,16 @@ def run_scenarios(arguments: argparse.Namespace) -> int:
     print(system_report_markdown(group_figures(results)))
     print(f'\n{sum(r.passed for r in results)}/{len(results)} scenarios passed; '
           f'{paths["result"]}, {paths["junit"]}, {paths["report"]}')
+    print(pace_line(results, wall_s, base.lockstep))
     return 0 if all(r.passed for r in results) else 1
+
+
+def pace_line(results, wall_s: float, lockstep: bool) -> str:
+    """How fast the suite ran: wall time against the simulated time of its missions."""
+    simulated = sum(r.summary.mission_time_s for r in results if r.summary is not None)
+    ratio = f'{wall_s / simulated:.2f} wall s per simulated s' if simulated > 0 else 'no missions'
+    return (f'{"lockstep" if lockstep else "realtime"}: {wall_s / 60:.1f} min wall for '
+            f'{simulated:.0f} s of missions ({ratio}, start-up included)')
 
 
 def run_sweep_command(arguments: argparse.Namespace) -> int:
@@ -147,12 +189,13 @@ def run_sweep_command(arguments: argparse.Namespace) -> int:
         else:
             if arguments.scenario is None:
                 raise ValueError('give a scenario file with a sweep block, or --resume DIR')
+            pacing = _pacing(arguments)
             plan = SweepPlan(
                 scenario_text=arguments.scenario.read_text(encoding='utf-8'),
                 source=str(arguments.scenario), seed=arguments.seed or 0,
                 samples=arguments.samples if arguments.samples is not None else 20,
-                real_time_factor=arguments.real_time_factor, record_bag=arguments.record,
-                keep_last_s=arguments.keep_last, startup_timeout_s=arguments.startup_timeout)
+                record_bag=arguments.record, keep_last_s=arguments.keep_last,
+                startup_timeout_s=arguments.startup_timeout, **pacing)
             if plan.samples < 1:
                 raise ValueError('--samples must be at least 1')
             name = plan.scenario().name
@@ -185,7 +228,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument('--no-bag', action='store_true', help='do not record the MCAP bag')
     demo.add_argument('--namespace', default='',
                       help='ROS namespace of the simulator and the stack (default: none)')
-    _add_common(demo)
+    _add_common(demo, lockstep_default=False)
     demo.set_defaults(handler=run_demo)
 
     scenarios = subparsers.add_parser(
@@ -202,7 +245,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scenarios.add_argument('--verbose', action='store_true',
                            help='print each run\'s progress lines (one run at a time only)')
     _add_evidence(scenarios)
-    _add_common(scenarios)
+    _add_common(scenarios, lockstep_default=True)
     add_parallel_arguments(scenarios, 'scenarios')
     scenarios.set_defaults(handler=run_scenarios)
 
@@ -224,7 +267,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument('--record', action='store_true',
                        help='record an MCAP bag of every variant (default: failed ones only)')
     _add_evidence(sweep)
-    _add_common(sweep)
+    _add_common(sweep, lockstep_default=True)
     add_parallel_arguments(sweep, 'variants')
     sweep.set_defaults(handler=run_sweep_command)
     register_status(subparsers)

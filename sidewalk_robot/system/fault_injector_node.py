@@ -15,10 +15,10 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
-from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, LaserScan
 
+from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, diagnostic_array,
                                        diagnostic_status, run_node, stamp_to_seconds,
                                        subscribe_from_any_publisher)
@@ -36,7 +36,9 @@ _LINK_TYPES: dict[str, tuple[type, QoSProfile]] = {
 }
 
 
-class FaultInjectorNode(Node):
+class FaultInjectorNode(LockstepNode):
+    """In lockstep (``lockstep:=true``) it passes each message on at its step."""
+
     def __init__(self) -> None:
         super().__init__('fault_injector')
         self._config = declare_config(self, FaultInjectorConfig)

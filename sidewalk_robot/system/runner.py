@@ -5,6 +5,11 @@ names as a separate process (plus the fault injector when the scenario has fault
 simulator's ground truth and the safety monitor from a supervisor node of its own, sends the
 delivery goal, and stops when the robot arrives, the time is up or the simulator dies. The run
 folder gets the process logs, an MCAP bag of every topic, summary.json and report.png.
+
+With ``RunOptions.lockstep`` the simulator and the nodes take turns (lockstep.py): each node's
+parameter file gets ``lockstep`` and its declared latency, the simulator the list of nodes to
+wait for, and the supervisor takes part too, deciding on simulated time only. The outcome is
+then the same on every run, however busy the machine.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import yaml
 
 from sidewalk_robot import share_directory
 from sidewalk_robot.config import read_parameter_file
+from sidewalk_robot.lockstep import DECLARED_LATENCY_S
 from sidewalk_robot.ros_env import claim_run_domain, loopback_environment
 from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, PROCESS_FAULTS,
                                           FaultInjectorConfig, FaultSpec, injector_input,
@@ -34,6 +40,15 @@ from sidewalk_robot.system.processes import ProcessSupervisor
 
 DEFAULT_WORLD = 'sidewalk_straight'
 SIMULATOR_LABEL = 'sim'
+LOCKSTEP_NODES = ('perception', 'planner', 'safety_monitor', 'health_monitor')
+"""The nodes of robot.launch.xml whose outputs decide a mission: they take part in the
+lockstep (with the fault injector when it runs, and the mission supervisor)."""
+SUPERVISOR_NODE = 'mission_supervisor'
+SETTLE_AFTER_ARRIVAL_S = 1.0
+"""Simulated seconds the run goes on after the arrival, to see the robot settle."""
+PROCESS_KILL_DELAY_S = 0.5
+"""Lockstep: simulated seconds between a node's last step and the kill of its process (by
+then it has answered every step it was given)."""
 CROSSING_ROUTE_DISTANCE = 1.5
 """A world crossing belongs to the route when both its ends lie this close to it [m] (the
 planner's route corridor)."""
@@ -79,6 +94,15 @@ class RunOptions:
     progress: Callable[[str, bool], None] | None = None
     """Called with (text, transient): transient texts are the once-a-second status line."""
     title: str = 'delivery'
+    lockstep: bool = False
+    """Simulator and nodes take turns (the outcome does not depend on the machine's load);
+    False: the simulator paces itself at real_time_factor against the wall clock."""
+    latencies: tuple[tuple[str, float], ...] = ()
+    """Lockstep: declared latencies [s] by node, instead of lockstep.DECLARED_LATENCY_S."""
+    measured_latency: bool = False
+    """Lockstep: outputs take effect after each step's measured compute time instead."""
+    lockstep_timeout_s: float = 60.0
+    """Lockstep: wall seconds the simulator waits for a node's answer before giving up."""
 
 
 @dataclass
@@ -90,6 +114,8 @@ class RunResult:
     process_exits: dict[str, int | None]
     recent_messages: RecentMessages | None = None
     """The run's last seconds (RunOptions.keep_last_s), not yet written anywhere."""
+    mission_wall_time_s: float | None = None
+    """Wall seconds from the goal to the end (the run without its start-up)."""
 
     @property
     def ok(self) -> bool:
@@ -115,11 +141,14 @@ def write_changed_parameters(path: Path, node: str, changes: Mapping[str, Any]) 
     return path
 
 
-def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], seed: int) -> Path:
-    """The injector's parameter file: config/fault_injector.yaml with this run's faults."""
+def write_fault_injector_parameters(path: Path, faults: tuple[FaultSpec, ...], seed: int,
+                                    changes: Mapping[str, Any] | None = None) -> Path:
+    """The injector's parameter file: config/fault_injector.yaml with this run's faults (and
+    ``changes``, the lockstep's for instance)."""
     return write_changed_parameters(
         path, 'fault_injector',
-        {'faults': json.dumps([fault.as_dict() for fault in faults]), 'seed': seed})
+        {**(changes or {}), 'faults': json.dumps([fault.as_dict() for fault in faults]),
+         'seed': seed})
 
 
 def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
@@ -137,18 +166,43 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
     if options.record_incidents:
         parameters.setdefault('incident_recorder', {}).setdefault(
             'folder', str(run_dir / 'incidents'))
+    links = interposed_links(options.faults)
+    if options.lockstep:
+        _add_lockstep_parameters(parameters, options, injector=bool(links))
     for node, changes in parameters.items():
+        if node == 'fault_injector':
+            continue  # its file is written below, with the faults
         params_file = write_changed_parameters(run_dir / f'{node}.yaml', node, changes)
         arguments[f'{node}_params_file'] = str(params_file)
-    links = interposed_links(options.faults)
     if links:
         prefix = FaultInjectorConfig().input_prefix
         params_file = write_fault_injector_parameters(run_dir / 'fault_injector.yaml',
-                                                      options.faults, options.seed)
+                                                      options.faults, options.seed,
+                                                      parameters.get('fault_injector', {}))
         arguments.update(inject_faults=True, fault_injector_params_file=str(params_file))
         for link in links:
             arguments[LINK_LAUNCH_ARGUMENTS[link]] = injector_input(prefix, link)
     return {name: render_argument(value) for name, value in arguments.items()}
+
+
+def lockstep_participants(injector: bool) -> list[str]:
+    """The nodes the simulator waits for at every step of a lockstep run."""
+    return [*LOCKSTEP_NODES, *(['fault_injector'] if injector else []), SUPERVISOR_NODE]
+
+
+def _add_lockstep_parameters(parameters: dict[str, dict[str, Any]], options: RunOptions,
+                             injector: bool) -> None:
+    """Each participant's lockstep parameters with its declared latency; the simulator's."""
+    latencies = {**DECLARED_LATENCY_S, **dict(options.latencies)}
+    participants = lockstep_participants(injector)
+    for node in participants:
+        if node != SUPERVISOR_NODE:
+            parameters.setdefault(node, {}).update(
+                lockstep=True, lockstep_latency=float(latencies[node]),
+                lockstep_measured_latency=options.measured_latency)
+    parameters.setdefault('sim', {}).update(
+        lockstep=True, lockstep_participants=participants,
+        lockstep_timeout=float(options.lockstep_timeout_s))
 
 
 def mission_world(options: RunOptions):
@@ -223,6 +277,7 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
     from sidewalk_robot.system.supervisor import SupervisorSession
 
     wall_start = time.monotonic()
+    mission_wall_time_s: float | None = None
     report = options.progress or (lambda _text, _transient: None)
 
     def say(text: str) -> None:
@@ -246,23 +301,31 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
             processes.start(spec.label, spec.command(), dict(spec.environment))
         with SupervisorSession(domain_id, monitor,
                                run_dir / 'bag' if options.record_bag else None,
-                               options.namespace, options.operator, recent) as session:
+                               options.namespace, options.operator, recent,
+                               lockstep=options.lockstep) as session:
             say(f'run folder {run_dir} (ROS_DOMAIN_ID={domain_id}); waiting for '
-                f'{", ".join(spec.label for spec in plan.nodes)}')
+                f'{", ".join(spec.label for spec in plan.nodes)}'
+                + (' (lockstep)' if options.lockstep else ''))
+            goal_xyyaw = goal_in_odom(start_pose, goal_pose)
+            route = [world_to_odom(start_pose, x, y) for x, y in world.route]
+            crossings = [(world_to_odom(start_pose, *start), world_to_odom(start_pose, *end))
+                         for start, end in crossings_on_route(world)]
+            if options.lockstep:  # the goal goes out at the supervisor's first ready step
+                session.goal_when_ready(goal_xyyaw, route, crossings)
             error = session.wait_until_ready(processes, options.startup_timeout_s)
             (run_dir / 'graph.json').write_text(json.dumps(session.graph_snapshot(), indent=1),
                                                 encoding='utf-8')
             if error is None:
-                goal_xyyaw = goal_in_odom(start_pose, goal_pose)
-                route = [world_to_odom(start_pose, x, y) for x, y in world.route]
-                crossings = [(world_to_odom(start_pose, *start), world_to_odom(start_pose, *end))
-                             for start, end in crossings_on_route(world)]
-                mission_start = session.send_goal(goal_xyyaw, route, crossings)
+                mission_start = (session.mission_start if options.lockstep
+                                 else session.send_goal(goal_xyyaw, route, crossings))
                 say(f'goal sent: world ({goal_pose.x:.1f}, {goal_pose.y:.1f}) = odom '
                     f'({goal_xyyaw[0]:.1f}, {goal_xyyaw[1]:.1f}); started in '
                     f'{time.monotonic() - wall_start:.1f} s wall')
-                error = _drive(options, session, processes, monitor, mission_start,
-                               process_faults, notes, report)
+                drive = _drive_in_lockstep if options.lockstep else _drive
+                mission_wall_start = time.monotonic()
+                error = drive(options, session, processes, monitor, mission_start,
+                              process_faults, notes, report)
+                mission_wall_time_s = time.monotonic() - mission_wall_start
             session.close_bag(notes)
             session.planner_transitions.write_jsonl(run_dir / PLANNER_TRANSITIONS_FILE,
                                                     monitor.mission_start)
@@ -271,7 +334,8 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
         processes.stop_all()
         exits = {label: p.returncode for label, p in processes.processes.items()}
     summary = monitor.summary(notes) if monitor.mission_start is not None else None
-    result = RunResult(run_dir, summary, error, time.monotonic() - wall_start, exits, recent)
+    result = RunResult(run_dir, summary, error, time.monotonic() - wall_start, exits, recent,
+                       mission_wall_time_s)
     _write_outputs(options, result, monitor, world)
     return result
 
@@ -317,6 +381,62 @@ def _drive(options: RunOptions, session, processes: ProcessSupervisor, monitor: 
             return f'the simulator exited with status {dead[SIMULATOR_LABEL]}'
 
 
+def _drive_in_lockstep(options: RunOptions, session, processes: ProcessSupervisor,
+                       monitor: RunMonitor, mission_start: float,
+                       process_faults: list[FaultSpec], notes: list[str],
+                       report: Callable[[str, bool], None]) -> str | None:
+    """``_drive`` for a lockstep run: every decision is taken at one of the supervisor's
+    steps, on simulated time (``mission_step``); this loop only spins, reports progress and
+    watches the processes."""
+    pending_kills = list(process_faults)
+    kills_due: list[tuple[float, str]] = []
+    finished = []
+
+    def mission_step(sim_now: float) -> bool:
+        elapsed = sim_now - mission_start
+        for fault in [f for f in pending_kills if elapsed >= f.start]:
+            label = PROCESS_FAULTS[fault.type]
+            # It takes no step after this one, which is its death as far as the robot can
+            # tell; the process goes once it has answered the steps it was already given.
+            session.stop_participant(label)
+            kills_due.append((sim_now + PROCESS_KILL_DELAY_S, label))
+            pending_kills.remove(fault)
+            notes.append(f'{label} killed at mission time {elapsed:.1f} s ({fault.type})')
+        for due in [due for due in kills_due if sim_now >= due[0]]:
+            processes.kill(due[1])
+            kills_due.remove(due)
+        arrived = monitor.arrival_time
+        if arrived is not None and sim_now - arrived >= SETTLE_AFTER_ARRIVAL_S:
+            finished.append('arrived')
+            return False
+        if elapsed >= options.timeout_s:
+            notes.append(f'timeout: {options.timeout_s:.0f} s of mission time without arriving')
+            finished.append('timeout')
+            return False
+        return True
+
+    session.on_step = mission_step
+    wall_start = time.monotonic()
+    next_progress = 0.0
+    while not finished:
+        session.spin_for(0.05)
+        while session.operator_events:
+            notes.append(f'operator: {session.operator_events.pop(0)}')
+            report(notes[-1], False)
+        if time.monotonic() >= next_progress:
+            report(_format_progress(monitor, session.sim_time(), session.safety_text()), True)
+            next_progress = time.monotonic() + 1.0
+        dead = processes.unexpected_exits()
+        if SIMULATOR_LABEL in dead:
+            tail = processes.processes[SIMULATOR_LABEL].log_tail(600).strip().splitlines()
+            return (f'the simulator exited with status {dead[SIMULATOR_LABEL]}'
+                    + (f': {tail[-1]}' if tail else ''))
+        if time.monotonic() - wall_start > options.lockstep_timeout_s + options.timeout_s * 10:
+            return 'wall-clock limit reached: the lockstep made next to no progress'
+    report(_format_progress(monitor, session.sim_time(), session.safety_text()), False)
+    return None
+
+
 def ground_surfaces(world) -> list[Obstacle]:
     """The world's sidewalks, roads and lawns as boxes for the report's map."""
     surfaces = []
@@ -333,8 +453,11 @@ def _write_outputs(options: RunOptions, result: RunResult, monitor: RunMonitor, 
         'title': options.title, 'world': options.world, 'seed': options.seed,
         'scenario_file': str(options.scenario_file) if options.scenario_file else None,
         'real_time_factor': options.real_time_factor, 'timeout_s': options.timeout_s,
+        'lockstep': options.lockstep,
         'faults': [fault.as_dict() for fault in options.faults],
         'error': result.error, 'wall_time_s': round(result.wall_time_s, 2),
+        'mission_wall_time_s': (None if result.mission_wall_time_s is None
+                                else round(result.mission_wall_time_s, 2)),
         'process_exits': result.process_exits,
         'summary': result.summary.to_dict() if result.summary else None,
         'vetoes': [vars(v) for v in monitor.vetoes],

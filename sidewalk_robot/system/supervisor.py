@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from sidewalk_robot.lockstep import LockstepConfig
+from sidewalk_robot.lockstep_ros import Participant
 from sidewalk_robot.replay.recorder import subscription_qos
 from sidewalk_robot.ros_common import LATCHED_QOS, stamp_to_seconds
 from sidewalk_robot.ros_env import confine_this_process
@@ -50,6 +52,8 @@ ASSIST_RESPONSE = 'operator/assist_response'
 ROUTE_CROSSINGS = 'route_crossings'
 _ASSIST_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LOCKSTEP_PERIOD_S = 0.05
+"""Simulated seconds between the supervisor's own steps in a lockstep run."""
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
@@ -77,8 +81,15 @@ class SupervisorSession:
 
     def __init__(self, domain_id: int, monitor: RunMonitor, bag_dir: Path | None,
                  namespace: str = '', operator: ScriptedOperator | None = None,
-                 recent_messages: RecentMessages | None = None) -> None:
+                 recent_messages: RecentMessages | None = None, lockstep: bool = False) -> None:
         self._domain_id = domain_id
+        self._lockstep = lockstep
+        self.participant: Participant | None = None
+        self.on_step: Callable[[float], bool] | None = None
+        """Lockstep: called at every step with the simulated time once the mission has
+        started; False ends the mission there."""
+        self.mission_start: float | None = None
+        self._goal_when_ready: tuple | None = None
         self._operator = operator
         self._due_answers: dict[str, float] = {}
         self.operator_events: list[str] = []
@@ -103,14 +114,28 @@ class SupervisorSession:
                          parameter_overrides=[Parameter('use_sim_time', value=True)])
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self.node)
-        self._goal_publisher = self.node.create_publisher(PoseStamped, 'goal_pose', LATCHED_QOS)
-        self._route_publisher = self.node.create_publisher(PathMessage, 'route', LATCHED_QOS)
-        self._crossings_publisher = self.node.create_publisher(String, ROUTE_CROSSINGS,
-                                                               LATCHED_QOS)
+        create = self.node.create_publisher
+        if self._lockstep:
+            self.participant = Participant(self.node, LockstepConfig(lockstep=True))
+            create = self.participant.publisher
+        self._goal_publisher = create(PoseStamped, 'goal_pose', LATCHED_QOS)
+        self._route_publisher = create(PathMessage, 'route', LATCHED_QOS)
+        self._crossings_publisher = create(String, ROUTE_CROSSINGS, LATCHED_QOS)
         if self._operator is not None:
-            self._answer_publisher = self.node.create_publisher(String, ASSIST_RESPONSE, 10)
-            self.node.create_subscription(String, ASSIST_REQUEST, self._on_assist_request,
-                                          _ASSIST_QOS)
+            self._answer_publisher = create(String, ASSIST_RESPONSE, 10)
+            if self.participant is not None:
+                self.participant.subscription(String, ASSIST_REQUEST, self._on_assist_request,
+                                              wakes=False)
+            else:
+                self.node.create_subscription(String, ASSIST_REQUEST, self._on_assist_request,
+                                              _ASSIST_QOS)
+        if self.participant is not None:
+            # Everything it watches, from the start: lockstep messages are never latched.
+            for topic, message_type in _WATCHED.items():
+                self._subscriptions[topic] = self.participant.subscription(
+                    message_type, topic, lambda message, topic=topic: self._on(topic, message),
+                    wakes=False)
+            self.participant.timer(LOCKSTEP_PERIOD_S, self._lockstep_tick)
         if self._bag_dir is not None:
             from sidewalk_robot.replay.recorder import BagRecorder
             self.recorder = BagRecorder(self.node, self._bag_dir)
@@ -136,7 +161,30 @@ class SupervisorSession:
             if remaining <= 0:
                 return
             self._executor.spin_once(timeout_sec=min(remaining, 0.02))
-            self._answer_when_due()
+            if self.participant is None:
+                self._answer_when_due()
+
+    def _lockstep_tick(self) -> None:
+        """A step of the supervisor's in a lockstep run (simulated time)."""
+        self._answer_when_due()
+        if self._goal_when_ready is not None and self._ready():
+            goal, route, crossings = self._goal_when_ready
+            self._goal_when_ready = None
+            self.send_goal(goal, route, crossings)
+        elif self.mission_start is not None and self.on_step is not None:
+            if not self.on_step(self.sim_time()):
+                self.participant.halt()
+
+    def goal_when_ready(self, goal_xyyaw: tuple[float, float, float],
+                        route_xy: Sequence[tuple[float, float]] = (),
+                        crossings: Sequence[tuple[tuple[float, float],
+                                                  tuple[float, float]]] = ()) -> None:
+        """Lockstep: send the goal (``send_goal``) at the first step the stack is ready."""
+        self._goal_when_ready = (goal_xyyaw, tuple(route_xy), tuple(crossings))
+
+    def stop_participant(self, name: str) -> None:
+        """Lockstep: ``name`` takes no step after this one (its process is being killed)."""
+        self.participant.leave(name)
 
     def sim_time(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -245,14 +293,18 @@ class SupervisorSession:
         deadline = time.monotonic() + timeout_s
         expected = sorted(processes.processes)
         while time.monotonic() < deadline:
-            self._subscribe_when_published()
+            if self.participant is None:
+                self._subscribe_when_published()
             self.spin_for(0.1)
             dead = processes.unexpected_exits()
             if dead:
                 label, code = next(iter(dead.items()))
                 return (f'{label} exited with status {code} while starting:\n'
                         f'{processes.processes[label].log_tail(1500)}')
-            if self._ready() and not self._silent_nodes(expected):
+            if self.participant is not None:
+                if self.mission_start is not None:  # every node took part in the steps
+                    return None
+            elif self._ready() and not self._silent_nodes(expected):
                 return None
         missing = [topic for topic in _REQUIRED_BEFORE_GOAL if not self._received.get(topic)]
         return (f'the stack did not come up within {timeout_s:.0f} s: nothing received on '
@@ -276,8 +328,10 @@ class SupervisorSession:
         return 'planner' in self.node.get_node_names()
 
     def _ready(self) -> bool:
+        # In lockstep every node is up before the first step: the graph need not be asked.
         return (all(self._received.get(topic) for topic in _REQUIRED_BEFORE_GOAL)
-                and self.sim_time() > 0.0 and self._planner_seen())
+                and self.sim_time() > 0.0
+                and (self.participant is not None or self._planner_seen()))
 
     def graph_snapshot(self) -> dict[str, dict[str, list[str]]]:
         """Publishers and subscribers (node names) of every topic: where the remaps led."""
@@ -326,6 +380,7 @@ class SupervisorSession:
             self._goal_publisher.publish(goal)
         mission_start = stamp_to_seconds(now)
         self._monitor.start_mission(mission_start)
+        self.mission_start = mission_start
         return mission_start
 
     def close_bag(self, notes: list[str]) -> None:

@@ -47,6 +47,11 @@ class SweepPlan:
     record_bag: bool = False
     keep_last_s: float = 0.0
     startup_timeout_s: float = 120.0
+    lockstep: bool = False
+    """Simulator and nodes take turns (docs/system.md); False in sweep folders from before."""
+    latencies: tuple[tuple[str, float], ...] = ()
+    measured_latency: bool = False
+    lockstep_timeout_s: float = 60.0
 
     def scenario(self) -> Scenario:
         document = yaml.safe_load(self.scenario_text)
@@ -61,7 +66,10 @@ class SweepPlan:
     def run_options(self) -> RunOptions:
         return RunOptions(real_time_factor=self.real_time_factor, record_bag=self.record_bag,
                           keep_last_s=self.keep_last_s,
-                          startup_timeout_s=self.startup_timeout_s)
+                          startup_timeout_s=self.startup_timeout_s, lockstep=self.lockstep,
+                          latencies=tuple(tuple(pair) for pair in self.latencies),
+                          measured_latency=self.measured_latency,
+                          lockstep_timeout_s=self.lockstep_timeout_s)
 
 
 def draw_variants(plan: SweepPlan, indices: Sequence[int]) -> list[tuple[Variant, Scenario]]:

@@ -14,10 +14,27 @@ from sidewalk_robot.system.scenarios import load_suite
 def test_subcommands_are_registered_with_their_defaults() -> None:
     parser = build_parser()
     demo = parser.parse_args(['demo'])
-    assert demo.world == 'sidewalk_straight' and demo.real_time_factor == 1.0
+    assert demo.world == 'sidewalk_straight' and demo.real_time_factor is None
     assert demo.output == Path('runs') and not demo.no_bag
     scenarios = parser.parse_args(['scenarios', '--only', 'a', 'b', '--record'])
     assert scenarios.only == ['a', 'b'] and scenarios.record
+
+
+def test_scenarios_run_in_lockstep_unless_realtime_and_the_demo_in_realtime() -> None:
+    from sidewalk_robot.system.cli import _pacing
+
+    parser = build_parser()
+    assert _pacing(parser.parse_args(['scenarios']))['lockstep'] is True
+    assert _pacing(parser.parse_args(['sweep', 'x.yaml']))['lockstep'] is True
+    realtime = _pacing(parser.parse_args(['scenarios', '--realtime', '--real-time-factor', '2']))
+    assert realtime['lockstep'] is False and realtime['real_time_factor'] == 2.0
+    assert _pacing(parser.parse_args(['demo']))['lockstep'] is False
+    lockstep = _pacing(parser.parse_args(['demo', '--lockstep', '--latency', 'perception=0.04']))
+    assert lockstep['lockstep'] is True and lockstep['latencies'] == (('perception', 0.04),)
+    with pytest.raises(ValueError, match='--real-time-factor paces a realtime run'):
+        _pacing(parser.parse_args(['scenarios', '--real-time-factor', '0']))
+    with pytest.raises(ValueError, match='NODE=SECONDS'):
+        _pacing(parser.parse_args(['scenarios', '--latency', 'camera=0.1']))
 
 
 def test_scenarios_list_names_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
