@@ -33,10 +33,13 @@ def scenario_file(tmp_path: Path, document: dict) -> Path:
 NAMESPACE = 'robot1'
 
 
-def run(tmp_path: Path, document: dict, record_bag: bool = False, namespace: str = ''):
+def run(tmp_path: Path, document: dict, record_bag: bool = False, namespace: str = '',
+        lockstep: bool = True):
+    """Lockstep by default, so what a test sees does not depend on how busy the machine is."""
     scenario = load_scenario(scenario_file(tmp_path, document))
     base = RunOptions(real_time_factor=REAL_TIME_FACTOR, record_bag=record_bag,
-                      write_report=record_bag, startup_timeout_s=150.0, namespace=namespace)
+                      write_report=record_bag, startup_timeout_s=150.0, namespace=namespace,
+                      lockstep=lockstep)
     result = run_scenario(scenario, base, tmp_path / 'runs')
     run_dir = Path(result.run_dir)
     logs = '\n'.join(f'--- {log.name}\n{log.read_text(errors="replace")[-2500:]}'
@@ -155,9 +158,12 @@ def test_blind_perception_stops_at_the_pole(tmp_path: Path) -> None:
     summary = result.summary
     assert summary.collisions == 0, logs
     assert summary.min_clearance_m > 0.0
-    assert any('obstacle' in reason for reason in summary.vetoes_by_reason), \
+    # The health monitor sees the blind model and the planner slows down, so the monitor may
+    # ramp the speed down to the stop distance (a limit) rather than veto; either way it acts.
+    reasons = {**summary.vetoes_by_reason, **summary.limits_by_reason}
+    assert any('obstacle' in reason for reason in reasons), \
         f'the blind planner drove at the pole, so the monitor must have stepped in: ' \
-        f'{summary.vetoes_by_reason}, limits {summary.limits_by_reason}\n{logs}'
+        f'{reasons}\n{logs}'
 
 
 def test_planner_full_speed_at_a_wall_is_held_back_by_the_monitor(tmp_path: Path) -> None:
