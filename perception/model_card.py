@@ -114,14 +114,7 @@ def weights_files(folder: Path, card: dict[str, Any]) -> tuple[WeightsFile, ...]
         raise ModelLoadError(f'ensemble card in {folder} lists no members')
     files = []
     for entry in entries:
-        try:
-            name, expected_hash = str(entry['folder']), str(entry['weights_sha256'])
-        except (KeyError, TypeError) as error:
-            raise ModelLoadError(f'ensemble card in {folder} has a member entry without folder '
-                                 f'and weights_sha256: {entry!r}') from error
-        member_folder = folder / name
-        if Path(name).is_absolute() or member_folder.resolve().parent != folder.resolve():
-            raise ModelLoadError(f'ensemble member {name!r} must be a folder inside {folder}')
+        member_folder, expected_hash = ensemble_member(folder, entry)
         member_card = read_card(member_folder)
         if 'members' in member_card:
             raise ModelLoadError(f'ensemble member {member_folder} is an ensemble itself')
@@ -130,6 +123,20 @@ def weights_files(folder: Path, card: dict[str, Any]) -> tuple[WeightsFile, ...]
                                  f'card records (weights sha256 differs)')
         files.extend(weights_files(member_folder, member_card))
     return tuple(files)
+
+
+def ensemble_member(folder: Path, entry: Any) -> tuple[Path, str]:
+    """The folder of one member an ensemble card lists, and the weights sha256 it records;
+    a member must lie inside the ensemble's folder."""
+    try:
+        name, expected_hash = str(entry['folder']), str(entry['weights_sha256'])
+    except (KeyError, TypeError) as error:
+        raise ModelLoadError(f'ensemble card in {folder} has a member entry without folder '
+                             f'and weights_sha256: {entry!r}') from error
+    member_folder = folder / name
+    if Path(name).is_absolute() or member_folder.resolve().parent != folder.resolve():
+        raise ModelLoadError(f'ensemble member {name!r} must be a folder inside {folder}')
+    return member_folder, expected_hash
 
 
 def _checked_weights(path: Path, expected_hash: object) -> WeightsFile:

@@ -33,8 +33,8 @@ from sidewalk_robot.perception.model import ArchitectureSpec, SegmentationNet
 # The card side of a model folder needs no torch (the robot reads it too); these names are
 # imported from here as well.
 from sidewalk_robot.perception.model_card import (  # noqa: F401
-    CARD_FILE, ONNX_FILE, WEIGHTS_FILE, InputSpec, ModelLoadError, check_input_spec, read_card,
-    weights_files, write_card)
+    CARD_FILE, ONNX_FILE, WEIGHTS_FILE, InputSpec, ModelLoadError, check_input_spec,
+    ensemble_member, read_card, weights_files, write_card)
 from sidewalk_robot.perception.onnx_runtime import (INPUT_NAME, OUTPUT_NAME, load_onnx_model,
                                                     session_options)
 
@@ -200,14 +200,7 @@ def _load_ensemble(folder: Path, card: dict[str, Any]) -> LoadedModel:
 
 def _load_member(folder: Path, entry: Any) -> LoadedModel:
     """One member of the ensemble in ``folder``: a single network, the one the card records."""
-    try:
-        name, expected_hash = str(entry['folder']), str(entry['weights_sha256'])
-    except (KeyError, TypeError) as error:
-        raise ModelLoadError(f'ensemble card in {folder} has a member entry without folder '
-                             f'and weights_sha256: {entry!r}') from error
-    member_folder = folder / name
-    if Path(name).is_absolute() or member_folder.resolve().parent != folder.resolve():
-        raise ModelLoadError(f'ensemble member {name!r} must be a folder inside {folder}')
+    member_folder, expected_hash = ensemble_member(folder, entry)
     member = load_model(member_folder)
     if len(member.members) != 1:
         raise ModelLoadError(f'ensemble member {member_folder} is an ensemble itself')

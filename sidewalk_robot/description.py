@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from sidewalk_robot.config import describe, robot_model_parameter
-from sidewalk_robot.simulation.robot import DEFAULT_ROBOT, RobotModel, load_robot_model
-from sidewalk_robot.simulation.sdf import Geometry, Pose3
+from sidewalk_robot.simulation.robot import DEFAULT_ROBOT, RobotModel, VisualSpec, load_robot_model
+from sidewalk_robot.simulation.sdf import Pose3
 
 _SAME_PLANE_TOLERANCE = 1e-6
 """[m, rad]: offsets this small are rounding in the model file."""
@@ -58,15 +58,6 @@ class Mount:
 
 
 @dataclass(frozen=True)
-class Visual:
-    """A visual of the body for the URDF, posed in the body frame (base_link)."""
-    name: str
-    geometry: Geometry
-    pose: Pose3
-    color: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
 class RobotDescription:
     name: str
     odom_frame: str
@@ -80,7 +71,8 @@ class RobotDescription:
     imu_frame: str
     mounts: tuple[Mount, ...]
     """Every fixed transform, parents before children, rooted at ``footprint_frame``."""
-    visuals: tuple[Visual, ...]
+    visuals: tuple[VisualSpec, ...]
+    """The body's visuals for the URDF, posed in base_link."""
     footprint_min: tuple[float, float]
     footprint_max: tuple[float, float]
     """x, y corners of the body's outline in ``footprint_frame`` [m]."""
@@ -171,7 +163,7 @@ def description_from_model(model: RobotModel) -> RobotDescription:
     frames = [footprint, *(mount.child for mount in mounts)]
     if len(set(frames)) != len(frames):
         raise ValueError(f'{model.path}: frame names must differ, got {frames}')
-    visuals = tuple(Visual(spec.name, spec.geometry, in_base(spec.pose), spec.color)
+    visuals = tuple(replace(spec, pose=in_base(spec.pose))
                     for spec in model.visuals)
     description = RobotDescription(
         name=model.name, odom_frame=model.drive.odom_frame, footprint_frame=footprint,
@@ -206,7 +198,7 @@ def _urdf_origin(pose: Pose3) -> dict[str, str]:
             'rpy': ' '.join(_number(v) for v in (pose.roll, pose.pitch, pose.yaw))}
 
 
-def _urdf_visual(link: ElementTree.Element, visual: Visual, material: str) -> None:
+def _urdf_visual(link: ElementTree.Element, visual: VisualSpec, material: str) -> None:
     element = ElementTree.SubElement(link, 'visual', name=visual.name)
     ElementTree.SubElement(element, 'origin', **_urdf_origin(visual.pose))
     geometry = ElementTree.SubElement(element, 'geometry')
