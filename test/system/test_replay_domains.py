@@ -25,11 +25,12 @@ CLAIMED_RANGE = (215, 232)
 def replays(tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
     environment = {**os.environ, 'PYTHONUNBUFFERED': '1',
                    DOMAIN_RANGE_VARIABLE: '{}-{}'.format(*CLAIMED_RANGE)}
-    # Only the safety monitor, at half speed: a short start-up and several seconds of playback
-    # in which both stacks run at once.
+    # Only the safety monitor, at half real time: a short start-up and several seconds of
+    # playback in which both stacks run at once.
     runs = [subprocess.Popen([str(Path(sys.executable).parent / 'sidewalk-robot'), 'replay',
-                              str(SHORTEST_BAG), '--nodes', 'safety_monitor', '--rate', '0.5',
-                              '--startup-timeout', '120', '-o', str(tmp_path / name)],
+                              str(SHORTEST_BAG), '--nodes', 'safety_monitor', '--realtime',
+                              '--rate', '0.5', '--startup-timeout', '120',
+                              '-o', str(tmp_path / name)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=environment, cwd=REPO, start_new_session=True)
             for name in ('first', 'second')]
