@@ -40,8 +40,12 @@ STAMP_MISMATCH_S = 1.0
 which plays on bag time and judges by stamps, would drop those messages as stale or from the
 future. A backlog the recorder works off within the time is no clock problem."""
 
-CLOCK_DISCOVERY_S = 3.0
-"""How long ``sidewalk-robot record`` looks for a /clock publisher before choosing its clock."""
+CLOCK_DISCOVERY_S = 4.5
+"""How long ``sidewalk-robot record`` looks for a /clock publisher before choosing its clock.
+
+Usually found within 0.1 s, but when the first discovery exchange is missed the simulator is
+found only by its next periodic announcement, which Fast DDS sends every 3 s by default (up to
+2.6 s measured here on a busy machine): the window spans one whole period with margin."""
 
 
 def subscription_qos(publishers: Sequence[TopicEndpointInfo]) -> QoSProfile:
