@@ -9,7 +9,10 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.context import Context
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
@@ -156,6 +159,34 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
+class MessageTolerantExecutor(SingleThreadedExecutor):
+    """rclpy's single-threaded executor, except that a message rclpy cannot turn into a Python
+    object is dropped with an error naming its topic instead of ending the node.
+
+    rclpy raises such a failure out of ``spin`` ("Unable to convert call argument '0' to
+    Python object", seen once in a planner under heavy load): the node would die and take its
+    part of the robot with it. Dropping the message is what losing it on the wire would do,
+    which every subscriber already copes with (stale input is a stop)."""
+
+    def __init__(self, logger: RcutilsLogger, context: Context | None = None) -> None:
+        super().__init__(context=context)
+        self._logger = logger
+        self.dropped: dict[str, int] = {}
+        """Undecodable messages dropped, per topic."""
+
+    def _take_subscription(self, sub: Subscription):  # noqa: ANN202 - rclpy's own signature
+        # The take is the only place to catch it: raised from spin, the subscription would stay
+        # marked as being executed and never be served again.
+        try:
+            return super()._take_subscription(sub)
+        except RuntimeError as error:
+            count = self.dropped.get(sub.topic_name, 0) + 1
+            self.dropped[sub.topic_name] = count
+            self._logger.error(f'dropped a message on {sub.topic_name} that could not be '
+                               f'decoded ({count} so far): {error}')
+            return None
+
+
 def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Entry point body for a ``*_node`` console script: init, spin, clean shutdown.
 
@@ -198,7 +229,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
         unknown = unknown_parameter_problem(settings, node.get_fully_qualified_name(), known)
         if unknown is not None:
             return configuration_error(unknown)
-        rclpy.spin(node)
+        rclpy.spin(node, executor=MessageTolerantExecutor(node.get_logger()))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterValueError as error:
