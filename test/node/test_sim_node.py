@@ -69,11 +69,13 @@ def test_publishes_every_bridged_topic_with_its_type_frame_and_rate(ros_process,
     assert scan.angle_min == pytest.approx(-math.pi)
     assert scan.angle_increment == pytest.approx(2 * math.pi / 360, rel=1e-6)
     assert (scan.range_min, scan.range_max) == pytest.approx((0.1, 10.0))
-    odometry = received['/odom'][-1]
-    assert (odometry.header.frame_id, odometry.child_frame_id) == ('odom', 'base_footprint')
-    assert odometry.pose.pose.position.x == pytest.approx(0.0)  # odom starts at the spawn pose
     # odom -> base_footprint on tf, as Gazebo's DiffDrive publishes it: one per odometry message
     transforms = {stamp_to_seconds(t.header.stamp): t for m in received['/tf'] for t in m.transforms}
+    # The newest odometry whose transform is here too: the spin may stop between the two.
+    odometry = next(m for m in reversed(received['/odom'])
+                    if stamp_to_seconds(m.header.stamp) in transforms)
+    assert (odometry.header.frame_id, odometry.child_frame_id) == ('odom', 'base_footprint')
+    assert odometry.pose.pose.position.x == pytest.approx(0.0)  # odom starts at the spawn pose
     assert {(t.header.frame_id, t.child_frame_id) for t in transforms.values()} == {
         ('odom', 'base_footprint')}
     matched = transforms[stamp_to_seconds(odometry.header.stamp)]

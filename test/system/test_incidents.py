@@ -44,7 +44,9 @@ def folder(tmp_path_factory) -> Path:
 def incident_folder(folder: Path) -> Path:
     path = folder / 'incident_wall.yaml'
     path.write_text(yaml.safe_dump(WALL_AHEAD), encoding='utf-8')
-    base = RunOptions(real_time_factor=1.0, record_bag=False, write_report=False,
+    # In lockstep, so that the veto does not depend on how busy the machine is (realtime, a
+    # loaded machine let the robot creep up to the wall under LIMIT without a STOP).
+    base = RunOptions(lockstep=True, record_bag=False, write_report=False,
                       startup_timeout_s=150.0, record_incidents=True)
     result = run_scenario(load_scenario(path), base, folder / 'runs')
     run_dir = Path(result.run_dir)
