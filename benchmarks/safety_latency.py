@@ -229,10 +229,11 @@ def benchmark_veto_latency(vetoes: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--decisions', type=int, default=2000)
-    parser.add_argument('--vetoes', type=int, default=150)
+    parser.add_argument('--vetoes', type=int, default=150, help='0: core timings only')
     arguments = parser.parse_args()
     benchmark_core(arguments.decisions)
-    benchmark_veto_latency(arguments.vetoes)
+    if arguments.vetoes > 0:
+        benchmark_veto_latency(arguments.vetoes)
 
 
 if __name__ == '__main__':

@@ -184,10 +184,12 @@ class BagPlayer:
                         owner.end_at(round(log.last_time * NS_PER_S) + int(tail_s * NS_PER_S))
                     owner.dispatch()
                     continue
-            sent = owner.dispatch()
+            owner.dispatch()
             if owner.finished():
                 break
-            if not sent and not owner.busy():
+            if owner.idle_at_dispatch:
+                if waiting is not None:
+                    continue  # everyone has answered: the next data may go out
                 raise LockstepError('lockstep: steps are left but none can be taken (a bug of '
                                     'the scheduler)')
             if not owner.wait_for_answer(timeout_s, stop, departed):

@@ -90,7 +90,8 @@ class BagRecorder:
     they are simulated time when the node uses ``use_sim_time``); messages that arrive before
     a simulated clock has started are held and written with its first time. ``writer``
     replaces the bag with anything that has BagWriter's methods (the scenario runs' in-memory
-    ``system.evidence.RecentMessages``).
+    ``system.evidence.RecentMessages``). ``check_stamps``: warn when header stamps and bag
+    time disagree (off for a recorder that times arrivals on another clock on purpose).
     """
 
     def __init__(self, node: Node, output_dir: Path, topics: Sequence[str] | None = None, *,
@@ -98,8 +99,9 @@ class BagRecorder:
                  flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
                  exclude: Sequence[str] = EXCLUDED_BY_DEFAULT,
                  clock: Clock | None = None, compress: bool = True,
-                 writer: BagWriter | None = None) -> None:
+                 writer: BagWriter | None = None, check_stamps: bool = True) -> None:
         self._node = node
+        self._check_stamps_enabled = check_stamps
         self.bag_path = Path(output_dir)
         if self.bag_path.is_dir() and not any(self.bag_path.iterdir()):
             self.bag_path.rmdir()
@@ -213,6 +215,8 @@ class BagRecorder:
 
     def _check_stamp(self, topic: str, msgtype: str, data: bytes, bag_time_ns: int) -> None:
         """Warn once per topic when header stamps and bag time stay on different clocks."""
+        if not self._check_stamps_enabled:
+            return
         header_ns = leading_stamp_ns(data, msgtype)
         if not header_ns or topic in self._stamps_reported:
             return

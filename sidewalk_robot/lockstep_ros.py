@@ -416,6 +416,7 @@ class LockstepOwner:
         self._inbox_subscriptions: list[Subscription] = []
         self._publishers: list[tuple[CountedPublisher, str]] = []
         self._announced: dict[str, int] = {}
+        self.idle_at_dispatch = False
         self._step_publishers = {name: node.create_publisher(String, step_topic(name),
                                                              PROTOCOL_QOS)
                                  for name in sorted(self.coordinator.expected)}
@@ -530,10 +531,13 @@ class LockstepOwner:
             self.coordinator.end_at(end_ns)
 
     def dispatch(self) -> int:
-        """Send every step that may be taken now; how many."""
+        """Send every step that may be taken now; how many. ``idle_at_dispatch`` then says
+        whether none could be sent while nobody was busy, judged under the lock answers are
+        taken in: an answer arriving just after cannot make a busy run look idle."""
         with self.changed:
             records = self.coordinator.ready_steps()
             self._inbox.announce(self.coordinator.take_owner_step(), self._inbox_topics)
+            self.idle_at_dispatch = not records and not self.coordinator.busy()
         for name, steps in records.items():
             self._step_publishers[name].publish(String(data=encode_steps(steps)))
         return sum(len(steps) for steps in records.values())

@@ -55,13 +55,21 @@ def _announced_domain(run: subprocess.Popen) -> tuple[int, str]:
     raise AssertionError(f'the replay named no ROS domain:\n{lines}')
 
 
-def _node_names_once_seen(node, run: subprocess.Popen, expected: str) -> list[str]:
-    """The node names of the probe's domain once ``expected`` shows up in it, while ``run``
-    still runs."""
+def _node_names_once_seen(node, run: subprocess.Popen, expected: set[str],
+                          settle_s: float = 1.0) -> list[str]:
+    """The node names of the probe's domain once all of ``expected`` have shown up in it
+    (each is discovered on its own, so one may come a little after another) and ``settle_s``
+    more have passed for a stranger to show up, while ``run`` still runs."""
     names = node.get_node_names()
-    while expected not in names and run.poll() is None:
+    while not expected <= set(names) and run.poll() is None:
         time.sleep(0.1)
         names = node.get_node_names()
+    settled_by = time.monotonic() + settle_s
+    while time.monotonic() < settled_by and run.poll() is None:
+        time.sleep(0.1)
+        later = node.get_node_names()
+        if len(later) > len(names):
+            names = later
     return names
 
 
@@ -82,7 +90,7 @@ def test_two_replays_at_once_get_domains_of_their_own(replays: list[subprocess.P
             rclpy.init(context=context, domain_id=domain)
             contexts.append(context)
             probes.append(Node('domain_probe', context=context))
-        graphs = [_node_names_once_seen(probe, run, 'safety_monitor')
+        graphs = [_node_names_once_seen(probe, run, {'replay', 'safety_monitor'})
                   for probe, run in zip(probes, replays)]
     finally:
         for probe in probes:
