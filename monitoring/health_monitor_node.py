@@ -10,6 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import LaserScan
 
+from sidewalk_robot.diagnostic_names import PERCEPTION_STATUS_TITLE, sibling_status, status_name
 from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.monitoring.config import HealthMonitorConfig
 from sidewalk_robot.monitoring.health import LaserScanData, ModelHealthMonitor, compare
@@ -24,8 +25,6 @@ from sidewalk_robot.ros_params import declare_config
 SCANS_KEPT = 10
 """Recent scans kept to pair each grid with the one nearest in time (1 s at 10 Hz)."""
 
-PERCEPTION_STATUS_SUFFIX = 'learned perception'
-"""Perception's /diagnostics status is named '<node>: learned perception'."""
 
 
 def grid_from_message(message: OccupancyGrid) -> LocalGrid:
@@ -137,8 +136,9 @@ class HealthMonitorNode(LockstepNode):
 
     def on_diagnostics(self, message: DiagnosticArray) -> None:
         for status in message.status:
-            if not status.name.endswith(PERCEPTION_STATUS_SUFFIX):
-                continue
+            name = sibling_status(self.get_namespace(), status.name)
+            if name is None or not name.endswith(PERCEPTION_STATUS_TITLE):
+                continue  # another robot's, or not perception's
             values = {kv.key: kv.value for kv in status.values}
             try:
                 confidence = float(values['mean_confidence'])
@@ -152,8 +152,8 @@ class HealthMonitorNode(LockstepNode):
     def on_timer(self) -> None:
         now = self.now()
         report = self.monitor.report(now)
-        status = diagnostic_status(f'{self.get_name()}: model health', 'perception', report.level,
-                                   report.summary, report.values)
+        status = diagnostic_status(status_name(self.get_fully_qualified_name(), 'model health'),
+                                   'perception', report.level, report.summary, report.values)
         self.health_publisher.publish(status)
         if report.level != self.last_level:
             text = f'model health {report.level} ({report.health:.2f}): {report.summary}'

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from sidewalk_robot.operations.config import IncidentRecorderConfig, OperatorConfig
+from sidewalk_robot.perception.cli import DEFAULT_DATASET
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,8 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument('candidate', help='candidate model folder')
     promote.add_argument('--current', help='model it must not be worse than (default: '
                          'model_dir of config/perception.yaml)')
-    promote.add_argument('--dataset', default='datasets/sidewalk_v2',
-                         help='dataset whose held-out split decides the metrics')
+    promote.add_argument('--dataset', default=DEFAULT_DATASET,
+                         help='dataset whose held-out split decides the metrics (default '
+                              '%(default)s, the one train uses)')
     promote.add_argument('--bags', nargs='*', help='bags to replay (default: every bag in '
                          'test/data)')
     promote.add_argument('--quick', action='store_true',

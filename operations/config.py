@@ -99,7 +99,8 @@ DEFAULT_RECORDED_TOPICS = (
     'cmd_vel_nav', 'cmd_vel', 'safety/state', 'safety/estop', 'goal_pose', 'route',
     'planning/path', 'operator/assist_request', 'operator/assist_response',
     'operator/manual_mode', 'operator/manual_cmd', 'operator/actions',
-    'monitoring/model_health', '/clock', '/diagnostics',
+    'monitoring/model_health', 'tf', 'tf_static', 'robot_description', '/clock',
+    '/diagnostics',
     'sim/ground_truth/robot_pose', 'sim/ground_truth/obstacles')
 
 

@@ -25,6 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from sidewalk_robot import share_directory
+from sidewalk_robot.diagnostic_names import PERCEPTION_STATUS_TITLE, sibling_status
 from sidewalk_robot.operations.config import IncidentRecorderConfig
 from sidewalk_robot.operations.incidents import (BAG_FOLDER, INCIDENT_FILE, NS, EventDetector,
                                                  IncidentScheduler, PendingIncident, RingBuffer,
@@ -42,7 +43,6 @@ NODE_NAME = 'incident_recorder'
 DISCOVERY_PERIOD_S = 1.0
 DIAGNOSTICS_PERIOD_S = 1.0
 ACTIONS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-PERCEPTION_STATUS = 'learned perception'
 SIM_STATUS = 'sim'
 
 
@@ -141,7 +141,9 @@ class IncidentRecorderNode(Node):
     def _on_diagnostics(self, message: DiagnosticArray) -> None:
         for status in message.status:
             values = {kv.key: kv.value for kv in status.values}
-            if status.name.endswith(PERCEPTION_STATUS) and values.get('model_version'):
+            own = sibling_status(self.get_namespace(), status.name)
+            if own is not None and own.endswith(PERCEPTION_STATUS_TITLE) \
+                    and values.get('model_version'):
                 self._model_version = values['model_version']
             elif status.name == SIM_STATUS and values.get('world'):
                 self._world = values['world']

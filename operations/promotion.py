@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sidewalk_robot import share_directory
+from sidewalk_robot.perception.cli import DEFAULT_DATASET
 
 QUICK_FRAMES = 40
 QUICK_SCENARIOS = ('pole_in_path',)
@@ -37,7 +38,7 @@ class PromotionOptions:
     candidate: Path
     current: Path | None = None
     """None: the model_dir of config/perception.yaml."""
-    dataset: Path = Path('datasets/sidewalk_v2')
+    dataset: Path = Path(DEFAULT_DATASET)
     bags: tuple[Path, ...] | None = None
     """None: every bag in test/data."""
     quick: bool = False

@@ -23,6 +23,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from sidewalk_robot.diagnostic_names import PERCEPTION_STATUS_TITLE, status_name
 from sidewalk_robot.lockstep_ros import LockstepNode
 from sidewalk_robot.perception.bev import probability_to_occupancy
 from sidewalk_robot.perception.config import PerceptionConfig
@@ -287,8 +288,9 @@ class PerceptionNode(LockstepNode):
                for reason in (*DROP_REASONS, SUPERSEDED)},
             'last_error': (result.error if result and not result.ok else health.last_error) or '',
         }
-        status = diagnostic_status(f'{self.get_name()}: learned perception', 'camera', level,
-                                   summary, values)
+        status = diagnostic_status(
+            status_name(self.get_fully_qualified_name(), PERCEPTION_STATUS_TITLE), 'camera', level,
+            summary, values)
         self.diagnostics_publisher.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 
 

@@ -26,6 +26,7 @@ from rclpy.topic_endpoint_info import TopicEndpointInfo
 from sidewalk_robot.replay.bag_io import (DEFAULT_FLUSH_INTERVAL_S, BagError, BagWriter,
                                           qos_from_policies)
 from sidewalk_robot.replay.samples import leading_stamp_ns, message_class
+from sidewalk_robot.ros_common import QUIET_SUBSCRIPTION
 
 RECORDER_DEPTH = 100
 """Subscription queue per topic: deep enough that a busy executor does not drop bursts."""
@@ -180,7 +181,8 @@ class BagRecorder:
             return
         qos = subscription_qos(publishers)
         subscription = self._node.create_subscription(
-            message_type, topic, self._callback_for(topic), qos, raw=True)
+            message_type, topic, self._callback_for(topic), qos, raw=True,
+            event_callbacks=QUIET_SUBSCRIPTION)
         with self._lock:
             self._recorded[topic] = _RecordedTopic(msgtype, qos, subscription)
 
@@ -188,7 +190,8 @@ class BagRecorder:
         qos = subscription_qos(publishers)
         self._node.destroy_subscription(entry.subscription)
         entry.subscription = self._node.create_subscription(
-            message_class(entry.msgtype), topic, self._callback_for(topic), qos, raw=True)
+            message_class(entry.msgtype), topic, self._callback_for(topic), qos, raw=True,
+            event_callbacks=QUIET_SUBSCRIPTION)
         entry.qos = qos
         self._report(f'{topic}: a publisher with weaker QoS joined; now subscribed '
                      f'{qos.reliability.name.lower()}/{qos.durability.name.lower()}')

@@ -197,8 +197,8 @@ class SafetyMonitor:
         self._estop.update(pressed, now, source, sequence)
 
     def request_reset(self, now: float) -> ResetResult:
-        """Rule 5: unlatch the e-stop, unless it is pressed, its heartbeat is not fresh or the
-        stop margin is not clear."""
+        """Rule 5: unlatch the e-stop, unless it is pressed, its heartbeat is not fresh, the
+        scan or odometry is not fresh and valid, or the stop margin is not clear."""
         self._observe_clock(now)
         return self._estop.reset(now, self._reset_hazard(now))
 
@@ -207,6 +207,10 @@ class SafetyMonitor:
         if scan.sample is None or scan.problem is not None \
                 or staleness_problem('scan', scan.stamp, now, scan.timeout):
             return 'no fresh valid scan to confirm the stop margin is clear'
+        odometry = self._odometry
+        if odometry.sample is None or odometry.problem is not None \
+                or staleness_problem('odometry', odometry.stamp, now, odometry.timeout):
+            return 'no fresh valid odometry: how the robot moves is not known'
         nearest = self._nearest_obstacle()
         if nearest <= self.config.stop_margin:
             return (f'an obstacle is {nearest:.2f} m from the footprint, inside stop_margin '

@@ -33,6 +33,7 @@ from sidewalk_robot.lockstep import (NS_PER_S, PUBLICATION_DEPTH, REPORT_TOPIC,
                                      Hello, Inbox, LockstepConfig, LockstepError, Stalled, Step,
                                      TimerSchedule, counted, decode_report, decode_steps,
                                      encode_report, encode_steps, release_time, step_topic)
+from sidewalk_robot.ros_common import QUIET_PUBLICATION, QUIET_SUBSCRIPTION
 from sidewalk_robot.ros_params import declare_config
 
 PROTOCOL_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
@@ -160,9 +161,11 @@ class Participant:
         self.started = False
         if not node.get_parameter('use_sim_time').value:
             node.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, True)])
-        self._step_subscription = Node.create_subscription(node, String, step_topic(self.name),
-                                                           self._on_step, PROTOCOL_QOS)
-        self._report_publisher = Node.create_publisher(node, String, REPORT_TOPIC, PROTOCOL_QOS)
+        self._step_subscription = Node.create_subscription(
+            node, String, step_topic(self.name), self._on_step, PROTOCOL_QOS,
+            event_callbacks=QUIET_SUBSCRIPTION)
+        self._report_publisher = Node.create_publisher(node, String, REPORT_TOPIC, PROTOCOL_QOS,
+                                                       event_callbacks=QUIET_PUBLICATION)
         Node.create_timer(node, HELLO_PERIOD_S, self._on_wall_tick,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -185,7 +188,8 @@ class Participant:
 
         options.pop('event_callbacks', None)  # QoS mismatches of the caller's QoS cannot occur
         subscription = Node.create_subscription(self._node, msg_type, topic, hold,
-                                                lockstep_subscription_qos(), **options)
+                                                lockstep_subscription_qos(),
+                                                event_callbacks=QUIET_SUBSCRIPTION, **options)
         resolved.append(subscription.topic_name)
         self._topics.add(subscription.topic_name)
         if not wakes:
@@ -196,9 +200,11 @@ class Participant:
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile | int,
                   **options: Any) -> CountedPublisher:
         options.pop('publisher_class', None)
+        options.pop('event_callbacks', None)
         publisher = Node.create_publisher(self._node, msg_type, topic,
                                           lockstep_publication_qos(qos),
-                                          publisher_class=CountedPublisher, **options)
+                                          publisher_class=CountedPublisher,
+                                          event_callbacks=QUIET_PUBLICATION, **options)
         self._publishers.append((publisher, ''))
         return publisher
 
@@ -418,13 +424,16 @@ class LockstepOwner:
         self._announced: dict[str, int] = {}
         self.idle_at_dispatch = False
         self._step_publishers = {name: node.create_publisher(String, step_topic(name),
-                                                             PROTOCOL_QOS)
+                                                             PROTOCOL_QOS,
+                                                             event_callbacks=QUIET_PUBLICATION)
                                  for name in sorted(self.coordinator.expected)}
-        node.create_subscription(String, REPORT_TOPIC, self._on_report, PROTOCOL_QOS)
+        node.create_subscription(String, REPORT_TOPIC, self._on_report, PROTOCOL_QOS,
+                                 event_callbacks=QUIET_SUBSCRIPTION)
 
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile | int) -> CountedPublisher:
         publisher = self._node.create_publisher(msg_type, topic, lockstep_publication_qos(qos),
-                                                publisher_class=CountedPublisher)
+                                                publisher_class=CountedPublisher,
+                                                event_callbacks=QUIET_PUBLICATION)
         publisher.start()  # the owner publishes only once everyone is matched
         self._publishers.append((publisher, ''))
         return publisher
@@ -446,7 +455,8 @@ class LockstepOwner:
                 self.on_report()
 
         subscription = self._node.create_subscription(msg_type, topic, hold,
-                                                      lockstep_subscription_qos(), raw=raw)
+                                                      lockstep_subscription_qos(), raw=raw,
+                                                      event_callbacks=QUIET_SUBSCRIPTION)
         resolved.append(subscription.topic_name)
         self._inbox_topics.add(subscription.topic_name)
         if input_:

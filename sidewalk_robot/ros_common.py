@@ -10,7 +10,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.context import Context
-from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
@@ -50,6 +50,14 @@ DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
                      'ERROR': DiagnosticStatus.ERROR, 'STALE': DiagnosticStatus.STALE}
 
 _ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
+
+
+QUIET_SUBSCRIPTION = SubscriptionEventCallbacks(use_default_callbacks=False)
+QUIET_PUBLICATION = PublisherEventCallbacks(use_default_callbacks=False)
+"""For endpoints whose QoS cannot mismatch their peers' (lockstep endpoints share one QoS; the
+recorder takes its publishers' QoS): rclpy's default handlers, which only log mismatches, are
+two entities per endpoint in every round of the executor, a large share of the time of a node
+with many subscriptions."""
 
 
 def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,

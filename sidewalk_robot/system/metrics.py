@@ -16,6 +16,7 @@ import numpy as np
 
 FOOTPRINT_LENGTH_M = 0.70
 FOOTPRINT_WIDTH_M = 0.55
+ROBOT_CIRCUMRADIUS_M = math.hypot(FOOTPRINT_LENGTH_M, FOOTPRINT_WIDTH_M) / 2
 ROBOT_HEIGHT_M = 0.55
 CLEARANCE_CLASSES = frozenset({'obstacle', 'pedestrian'})
 """Ground-truth classes that stand up from the ground: the ones the robot must not touch."""
@@ -50,6 +51,11 @@ class Obstacle:
 
     def corners(self) -> np.ndarray:
         return rectangle_corners(self.x, self.y, self.yaw, self.length, self.width)
+
+    def circumradius(self) -> float:
+        """No part of the obstacle is further than this from (x, y)."""
+        return self.radius if self.radius is not None else math.hypot(self.length,
+                                                                       self.width) / 2
 
 
 @dataclass(frozen=True)
@@ -101,23 +107,23 @@ def _separated_on_some_axis(a: np.ndarray, b: np.ndarray) -> bool:
     return False
 
 
-def _point_segment_distances(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    direction = end - start
-    length_sq = float(direction @ direction)
-    fraction = np.clip(((points - start) @ direction) / length_sq, 0.0, 1.0) if length_sq else 0.0
-    closest = start + np.outer(fraction, direction) if length_sq else start
-    return np.linalg.norm(points - closest, axis=1)
+def _nearest_point_to_edge(points: np.ndarray, polygon: np.ndarray) -> float:
+    """The smallest distance from any of ``points`` to any edge of ``polygon``."""
+    starts = polygon
+    directions = np.roll(polygon, -1, axis=0) - starts
+    lengths_sq = np.einsum('ij,ij->i', directions, directions)
+    offsets = points[None, :, :] - starts[:, None, :]
+    along = np.einsum('epk,ek->ep', offsets, directions)
+    fractions = np.clip(along / np.where(lengths_sq > 0, lengths_sq, 1.0)[:, None], 0.0, 1.0)
+    gaps = offsets - fractions[:, :, None] * directions[:, None, :]
+    return float(np.sqrt(np.einsum('epk,epk->ep', gaps, gaps).min()))
 
 
 def convex_polygon_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Distance between two convex polygons (0 when they touch or overlap)."""
     if not _separated_on_some_axis(a, b):
         return 0.0
-    best = math.inf
-    for polygon, other in ((a, b), (b, a)):
-        for start, end in zip(polygon, np.roll(polygon, -1, axis=0)):
-            best = min(best, float(_point_segment_distances(other, start, end).min()))
-    return best
+    return min(_nearest_point_to_edge(b, a), _nearest_point_to_edge(a, b))
 
 
 def footprint_clearance(pose: PoseSample, obstacle: Obstacle,
@@ -221,6 +227,10 @@ class RunMonitor:
             if obstacle.semantic not in self._clearance_classes \
                     or obstacle.bottom_z >= ROBOT_HEIGHT_M:
                 continue
+            if self.min_clearance is not None and math.hypot(
+                    obstacle.x - x, obstacle.y - y) - ROBOT_CIRCUMRADIUS_M \
+                    - obstacle.circumradius() >= self.min_clearance:
+                continue  # too far to be nearer than the nearest so far
             gap = footprint_clearance(pose, obstacle)
             if self.min_clearance is None or gap < self.min_clearance:
                 self.min_clearance, self.min_clearance_obstacle = gap, obstacle.name

@@ -121,3 +121,15 @@ def headless_browser() -> Iterator[object]:
                 context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def connected_page(browser: object, url: str, operator: str) -> object:
+    """A page of the console at ``url`` once its live connection is up, with ``operator``
+    entered as the name its commands are logged under."""
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function('() => window.consoleStats && window.consoleStats.connected',
+                           timeout=30000)
+    page.fill('#operator', operator)
+    page.dispatch_event('#operator', 'change')
+    return page

@@ -78,6 +78,9 @@ class Owner:
             self.owner.dispatch()
             if self.owner.finished():
                 break
+            # The monitor answers from its own process while this thread dispatches: judged
+            # at the dispatch, an answer just after it cannot make the run look stuck.
+            assert not self.owner.idle_at_dispatch, 'steps are left but none can be taken'
             assert self.owner.wait_for_answer(30.0)
         self.owner.finish(10.0)
 

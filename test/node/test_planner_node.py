@@ -33,7 +33,8 @@ def occupancy(node, values: np.ndarray) -> OccupancyGrid:
 class FakeRobot:
     """Publishes what the planner needs, standing still at the odom origin, and records replies."""
 
-    def __init__(self, node, obstacles: np.ndarray, goal_qos: QoSProfile = LATCHED_QOS) -> None:
+    def __init__(self, node, obstacles: np.ndarray, goal_qos: QoSProfile = LATCHED_QOS,
+                 route_qos: QoSProfile = LATCHED_QOS) -> None:
         self.node = node
         self.obstacles = obstacles
         self.send_grids = True
@@ -47,7 +48,7 @@ class FakeRobot:
         self.pedestrian_grid = node.create_publisher(OccupancyGrid, '/perception/pedestrian_grid',
                                                      COMMAND_QOS)
         self.goal = node.create_publisher(PoseStamped, '/goal_pose', goal_qos)
-        self.route = node.create_publisher(Path, '/route', LATCHED_QOS)
+        self.route = node.create_publisher(Path, '/route', route_qos)
         node.create_subscription(TwistStamped, '/cmd_vel_nav', self.commands.append, COMMAND_QOS)
         node.create_subscription(Path, '/planning/path', self.paths.append, 10)
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
@@ -135,19 +136,24 @@ GOAL_PUBLISHERS = {
 
 
 @pytest.mark.parametrize('publisher', sorted(GOAL_PUBLISHERS))
-def test_a_goal_sent_once_by_a_volatile_publisher_reaches_the_planner(
-        publisher, ros_process, make_node, spin_until) -> None:
+@pytest.mark.parametrize('mission', ['goal', 'route'])
+def test_a_goal_or_route_sent_once_by_a_volatile_publisher_reaches_the_planner(
+        mission, publisher, ros_process, make_node, spin_until) -> None:
     planner = ros_process('planner_node', config='planner')
     node = make_node('planner_test_goal_tool')
-    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)), goal_qos=GOAL_PUBLISHERS[publisher])
+    qos = GOAL_PUBLISHERS[publisher]
+    robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)), goal_qos=qos, route_qos=qos)
     # A volatile message reaches only subscribers already matched: wait as a user at RViz would.
     assert spin_until(node, lambda: robot.last_state() is not None, timeout=20.0), planner.output()
     spin_until(node, lambda: False, timeout=0.5)
-    robot.send_goal(5.0, 0.0)
+    if mission == 'goal':
+        robot.send_goal(5.0, 0.0)
+    else:
+        robot.send_route([(0.0, 0.0), (5.0, 0.0)])
 
     assert spin_until(node, lambda: any(c.twist.linear.x > 0.05 for c in robot.commands),
                       timeout=10.0), f'{robot.statuses[-3:]}\n{planner.output()}'
-    assert planner.output().count('new goal') == 1, planner.output()
+    assert planner.output().count(f'new {mission}') == 1, planner.output()
 
 
 def test_a_goal_latched_before_the_planner_started_still_reaches_it(

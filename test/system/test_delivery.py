@@ -53,12 +53,12 @@ def seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
-def transform_chains(bag: Path, prefix: str) -> tuple[dict[str, list], int]:
+def transform_chains(bag: Path, prefix: str) -> tuple[dict[str, list], list[float]]:
     """Every scan's and image's frame resolved to odom through the recorded tf and tf_static at
     the message's stamp, as tf2 does (a dynamic transform interpolated between the samples on
-    either side), read with the mcap library (not rosbags): topic -> frame chains, and how many
-    sensor messages fell outside the span of recorded odometry transforms (tf2 would refuse to
-    extrapolate)."""
+    either side), read with the mcap library (not rosbags): topic -> frame chains, and by how
+    many seconds each sensor message outside the span of recorded odometry transforms (where
+    tf2 would refuse to extrapolate) lies before (negative) or after it."""
     from mcap_ros2.reader import read_ros2_messages
 
     static: dict[str, str] = {}
@@ -78,10 +78,10 @@ def transform_chains(bag: Path, prefix: str) -> tuple[dict[str, list], int]:
         samples.sort()
     span = (min(s[0][0] for s in dynamic.values()), max(s[-1][0] for s in dynamic.values()))
     chains: dict[str, list] = defaultdict(list)
-    outside = 0
+    outside: list[float] = []
     for topic, frame, stamp in sensors:
         if not span[0] <= stamp <= span[1]:
-            outside += 1
+            outside.append(stamp - span[0] if stamp < span[0] else stamp - span[1])
             continue
         chain = [frame]
         while frame != 'odom':
@@ -129,7 +129,9 @@ def test_short_delivery_in_a_namespace_arrives_and_its_bag_resolves_every_frame(
     chains, outside = transform_chains(bag, f'/{NAMESPACE}')
     scans, images = chains[f'/{NAMESPACE}/scan'], chains[f'/{NAMESPACE}/camera/image_raw']
     assert len(scans) > 50 and len(images) > 50, (len(scans), len(images))
-    assert outside <= 0.1 * (len(scans) + len(images))
+    # Only at the edges of the recording: before the recorder has discovered /tf (it looks
+    # for new topics every 0.5 s) and the last sensor data of the last step.
+    assert all(-2.0 <= offset <= 0.1 for offset in outside), outside
     assert set(scans) == {('laser_link', 'base_link', 'base_footprint', 'odom')}
     assert set(images) == {('camera_optical_frame', 'camera_link', 'base_link',
                             'base_footprint', 'odom')}

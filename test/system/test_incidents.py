@@ -1,10 +1,12 @@
 """Incidents become data, end to end: a veto in a simulated scenario becomes an incident
 (bag + incident.json), its frames come out of `sidewalk-robot incidents export` in the
 training format, a tiny training run takes them in, and the promotion gate refuses the tiny
-(much worse) model against the shipped one."""
+(much worse) model against the shipped one and promotes one no worse after its replay and
+scenario stages."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -85,7 +87,8 @@ def test_a_veto_becomes_one_incident_with_its_context(incident_folder: Path) -> 
     assert record['time']['window_start'] <= record['time']['event'] <= record['time']['window_end']
     for topic in ('/camera/image_raw', '/scan', '/odom', '/cmd_vel', '/cmd_vel_nav',
                   '/safety/state', '/perception/obstacle_grid', '/clock',
-                  '/sim/ground_truth/robot_pose', '/sim/ground_truth/obstacles'):
+                  '/sim/ground_truth/robot_pose', '/sim/ground_truth/obstacles',
+                  '/tf', '/tf_static', '/robot_description'):
         assert record['topics'].get(topic, 0) > 0, topic
     bag_mb = record['bag_bytes'] / 1e6
     seconds = record['time']['window_end'] - record['time']['window_start']
@@ -180,3 +183,32 @@ def test_the_gate_refuses_a_worse_model_and_says_so_in_its_card(tiny_model: Path
     assert stages['held_out_metrics']['passed'] is False
     assert stages['replay']['passed'] is None and stages['scenarios']['passed'] is None
     assert 'held-out' in decision['reason']
+
+
+def test_the_gate_promotes_a_model_no_worse_only_after_its_replay_and_scenarios(
+        tiny_dataset: Path, folder: Path) -> None:
+    candidate = folder / 'same_weights'
+    shutil.copytree(SHIPPED_MODEL, candidate)
+    card_path = candidate / 'card.json'
+    card = json.loads(card_path.read_text())
+    card['version'] = 'sidewalk_seg_v5_copy'
+    card.pop('promotion', None)
+    card_path.write_text(json.dumps(card, indent=2), encoding='utf-8')
+    result = sidewalk_robot('promote', str(candidate), '--current', str(SHIPPED_MODEL),
+                            '--dataset', str(tiny_dataset), '--quick', '--output',
+                            str(folder / 'promotion_same'))
+    assert result.returncode == 0, result.stdout + result.stderr
+    decision = json.loads(card_path.read_text())['promotion'][-1]
+    assert decision['decision'] == 'promoted', decision['reason']
+    stages = {stage['stage']: stage for stage in decision['stages']}
+    assert [stage['stage'] for stage in decision['stages']] == ['held_out_metrics', 'replay',
+                                                                 'scenarios']
+    assert all(stage['passed'] is True for stage in stages.values()), stages
+    replayed = stages['replay']
+    assert len(replayed['bags']) == 1 and replayed['exit_status'] == 0
+    (bag_summary,) = replayed['summary']
+    assert bag_summary['status'] == 'passed'
+    assert (Path(replayed['report']) / 'summary.json').is_file()
+    assert set(stages['scenarios']['scenarios']) == {'pole_in_path'}
+    assert stages['scenarios']['scenarios']['pole_in_path']['passed'] is True
+    assert (Path(decision['report']) / 'decision.json').is_file()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from helpers.console import headless_browser, node_process, operator_console
+from helpers.console import connected_page, headless_browser, node_process, operator_console
 from helpers.fake_robot import FakeRobot
 from sidewalk_robot.operations.incident_export import nearest, read_recording, scan_points
 from sidewalk_robot.perception.geometry import GridGeometry
@@ -69,13 +69,7 @@ def console(folder, robot):
 @pytest.fixture(scope='module')
 def page(console):
     with headless_browser() as browser:
-        page = browser.new_page()
-        page.goto(console.url)
-        page.wait_for_function('() => window.consoleStats && window.consoleStats.connected',
-                               timeout=30000)
-        page.fill('#operator', OPERATOR)
-        page.dispatch_event('#operator', 'change')
-        yield page
+        yield connected_page(browser, console.url, OPERATOR)
 
 
 def _moving(robot: FakeRobot, since: float) -> bool:

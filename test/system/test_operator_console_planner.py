@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers.console import headless_browser, node_process, operator_console
+from helpers.console import connected_page, headless_browser, node_process, operator_console
 from helpers.fake_robot import FakeRobot
 
 OPERATOR = 'Sam (test)'
@@ -37,13 +37,7 @@ def stack(folder):
 @pytest.fixture(scope='module')
 def page(folder, stack):
     with operator_console(folder) as console, headless_browser() as browser:
-        page = browser.new_page()
-        page.goto(console.url)
-        page.wait_for_function('() => window.consoleStats && window.consoleStats.connected',
-                               timeout=30000)
-        page.fill('#operator', OPERATOR)
-        page.dispatch_event('#operator', 'change')
-        yield page
+        yield connected_page(browser, console.url, OPERATOR)
 
 
 def _open_request(page) -> dict | None:

@@ -36,7 +36,8 @@ MODULE_KEYS = {
 }
 OPTIONAL_MODULES = {'ray': 'the scenario suite on a Ray cluster (--ray; requirements-ray.txt)'}
 """Imported only when a user asks for them; no install needs them, so package.xml leaves them."""
-TEST_MODULE_KEYS = {'pytest': 'python3-pytest', 'mcap_ros2': 'python3-mcap-ros2-support-pip'}
+TEST_MODULE_KEYS = {'pytest': 'python3-pytest', 'mcap_ros2': 'python3-mcap-ros2-support-pip',
+                    'hypothesis': 'python3-hypothesis', 'playwright': 'python3-playwright-pip'}
 NOT_IMPORTED = {
     'ros2launch': '`ros2 launch` starts launch/*.launch.xml',
     'launch_xml': 'the launch files are XML',
@@ -133,7 +134,8 @@ def test_keys_missing_from_the_ros_database_are_defined_in_the_project_source() 
     source = yaml.safe_load((REPO / 'config' / 'rosdep' / 'sidewalk_robot.yaml').read_text(
         encoding='utf-8'))
     for key in ('python3-torch', 'python3-torchvision', 'python3-onnx', 'python3-rich',
-                'python3-rosbags-pip', 'python3-mcap-pip', 'python3-mcap-ros2-support-pip'):
+                'python3-rosbags-pip', 'python3-mcap-pip', 'python3-mcap-ros2-support-pip',
+                'python3-playwright-pip'):
         assert key in declared('exec_depend', 'test_depend'), key
         rules = source[key]
         assert set(rules) >= {'debian', 'ubuntu'}, key

@@ -243,6 +243,19 @@ def test_reset_is_refused_with_an_obstacle_inside_the_stop_margin_or_no_fresh_sc
     assert drive.monitor.request_reset(drive.now).success
 
 
+def test_reset_is_refused_until_odometry_is_fresh_again() -> None:
+    drive = Drive()
+    drive.step(0.0, obstacles=wall_ahead(1.0), ticks=3)
+    drive.monitor.set_estop(True, drive.now)
+    drive.monitor.set_estop(False, drive.now)
+    later = drive.now + 1.0
+    drive.monitor.update_scan(scan(later, wall_ahead(1.0)), later)
+    refused = drive.monitor.request_reset(later)
+    assert not refused.success and 'no fresh valid odometry' in refused.message
+    drive.monitor.update_odometry(OdometrySample(later, 0.0, 0.0), later)
+    assert drive.monitor.request_reset(later).success
+
+
 def test_clock_jumping_back_forgets_inputs_and_stops() -> None:
     drive = Drive()
     drive.step(0.5, ticks=20)

@@ -22,16 +22,11 @@ from sidewalk_robot.system.suite import execute_scenario_task, scenario_options,
 from sidewalk_robot.system.suite_report import (ScenarioResult, group_figures, junit_xml,
                                                 results_table, system_report_markdown,
                                                 write_suite_outputs)
+from helpers.summaries import delivered_summary
 
 
 def summary(**changes) -> RunSummary:
-    values = dict(arrived=True, time_to_goal_s=30.0, mission_time_s=30.0, distance_m=30.0,
-                  mean_speed_mps=1.0, max_speed_mps=1.2, min_clearance_m=0.4,
-                  min_clearance_obstacle='pole', final_distance_to_goal_m=0.3, vetoes=0,
-                  vetoes_by_reason={}, vetoes_per_100m=0.0, limits=0, limits_by_reason={},
-                  collisions=0, collided_with=[], contacts_by_others=0, touched_by=[])
-    values.update(changes)
-    return RunSummary(**values)
+    return delivered_summary(30.0, **changes)
 
 
 def test_the_suite_has_at_least_12_valid_scenarios_covering_every_fault() -> None:

@@ -20,6 +20,7 @@ from sidewalk_robot.system.sweep import (RUNS_FILE, SweepPlan, draw_variants, lo
                                          to_run)
 from sidewalk_robot.system.sweep_report import (VariantOutcome, binomial_cdf, clopper_pearson,
                                                 proportion, sweep_figures, write_sweep_outputs)
+from helpers.summaries import delivered_summary
 
 SCENARIO = {
     'name': 'swept', 'world': 'sidewalk_straight', 'seed': 5,
@@ -192,13 +193,7 @@ def test_bounds_reject_impossible_counts() -> None:
 # ----------------------------------------------------------------------- the report
 
 def summary(**changes) -> RunSummary:
-    values = dict(arrived=True, time_to_goal_s=20.0, mission_time_s=20.0, distance_m=20.0,
-                  mean_speed_mps=1.0, max_speed_mps=1.2, min_clearance_m=0.4,
-                  min_clearance_obstacle='pole', final_distance_to_goal_m=0.3, vetoes=0,
-                  vetoes_by_reason={}, vetoes_per_100m=0.0, limits=0, limits_by_reason={},
-                  collisions=0, collided_with=[], contacts_by_others=0, touched_by=[])
-    values.update(changes)
-    return RunSummary(**values)
+    return delivered_summary(20.0, **changes)
 
 
 def outcome(index: int, run_summary: RunSummary | None, passed: bool, x: float,
