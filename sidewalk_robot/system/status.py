@@ -46,6 +46,8 @@ class StatusBoard:
     safety: dict[str, str] = field(default_factory=dict)
     health: StatusEntry | None = None
     assist: dict[str, object] | None = None
+    listening_since: float | None = None
+    """When the subscriptions were made (monotonic): what comes before is start-up."""
 
     def on_status(self, name: str, level: int, message: str, values: Mapping[str, str],
                   now: float) -> None:
@@ -219,7 +221,8 @@ def watch(board: StatusBoard, namespace: str, until: Callable[[], bool],
                                  LATCHED_QOS)
         node.create_subscription(String, 'operator/assist_request',
                                  lambda message: board.on_assist(message.data), questions)
-        next_refresh = time.monotonic() + refresh_period
+        board.listening_since = time.monotonic()
+        next_refresh = board.listening_since + refresh_period
         while not until():
             executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_refresh:
@@ -246,11 +249,15 @@ def run_status(arguments: argparse.Namespace) -> int:
 
     def report() -> str:
         now = time.monotonic()
-        return board.text(now, now - started, title())
+        return board.text(now, now - (board.listening_since or started), title())
+
+    def listened_a_window() -> bool:
+        # From the subscriptions on: on a busy machine start-up alone can take the window.
+        return board.listening_since is not None \
+            and time.monotonic() - board.listening_since >= arguments.window
 
     if arguments.once:
-        watch(board, arguments.namespace, lambda: time.monotonic() - started >= arguments.window,
-              lambda: None, arguments.window)
+        watch(board, arguments.namespace, listened_a_window, lambda: None, arguments.window)
         print(report())
         if not board.heard_anything():
             print(f'nothing heard in {arguments.window:.1f} s: is the stack running in '
@@ -276,7 +283,7 @@ def _live(board: StatusBoard, arguments: argparse.Namespace, title: Callable[[],
 
     def render() -> Group:
         now = time.monotonic()
-        sections = board.sections(now, now - started)
+        sections = board.sections(now, now - (board.listening_since or started))
         nodes = Table(title=title(), expand=True, title_justify='left')
         for column in ('node', 'level', 'message', 'figures'):
             nodes.add_column(column)

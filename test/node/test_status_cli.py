@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import Callable
 
 import numpy as np
 from sensor_msgs.msg import LaserScan
@@ -44,15 +45,21 @@ def test_status_once_shows_each_nodes_level_and_state(ros_process, make_node,
     assert viewer.returncode == 0, output
 
     lines = output.splitlines()
-    planner_row = next(line for line in lines if line.strip().startswith('planner '))
+
+    def row(found: Callable[[str], bool]) -> str:
+        matching = [line for line in lines if found(line)]
+        assert matching, output
+        return matching[0]
+
+    planner_row = row(lambda line: line.strip().startswith('planner '))
     assert ' OK ' in planner_row and 'idle' in planner_row, output
     assert any(line.strip().startswith('safety_monitor') for line in lines), output
-    health_row = next(line for line in lines if 'health_monitor: model health' in line)
+    health_row = row(lambda line: 'health_monitor: model health' in line)
     assert ' WARN ' in health_row and 'cannot judge' in health_row, output  # no grid yet
     section = lines[lines.index('PLANNER') + 1]
     assert section.strip().startswith('idle: no goal'), output
     safety_section = lines[lines.index('SAFETY') + 1]
     assert safety_section.strip().startswith('STOP'), output  # no odometry, no commands
-    scan_rate = next(line for line in lines if line.strip().startswith('scan '))
+    scan_rate = row(lambda line: line.strip().startswith('scan '))
     assert float(scan_rate.split()[1]) > 0.0, output
     assert all(process.alive() for process in (planner, safety, health))
