@@ -307,8 +307,10 @@ class SupervisorSession:
             elif self._ready() and not self._silent_nodes(expected):
                 return None
         missing = [topic for topic in _REQUIRED_BEFORE_GOAL if not self._received.get(topic)]
+        unpublished = sorted(set(_WATCHED) - set(self._subscriptions))
         return (f'the stack did not come up within {timeout_s:.0f} s: nothing received on '
-                f'{", ".join(missing) or "-"}; nodes without publishers yet: '
+                f'{", ".join(missing) or "-"}; no publisher yet of '
+                f'{", ".join(unpublished) or "-"}; nodes without publishers yet: '
                 f'{", ".join(self._silent_nodes(expected)) or "-"}')
 
     def _silent_nodes(self, names: Sequence[str]) -> list[str]:
@@ -329,9 +331,13 @@ class SupervisorSession:
 
     def _ready(self) -> bool:
         # In lockstep every node is up before the first step: the graph need not be asked.
+        # Otherwise every watched topic must be subscribed by now (their publishers exist from
+        # the start): one still undiscovered, such as the simulator's obstacles or contacts,
+        # would never be subscribed, and the run would report no clearance or no collision.
         return (all(self._received.get(topic) for topic in _REQUIRED_BEFORE_GOAL)
                 and self.sim_time() > 0.0
-                and (self.participant is not None or self._planner_seen()))
+                and (self.participant is not None
+                     or (self._planner_seen() and set(_WATCHED) <= set(self._subscriptions))))
 
     def graph_snapshot(self) -> dict[str, dict[str, list[str]]]:
         """Publishers and subscribers (node names) of every topic: where the remaps led."""
