@@ -95,6 +95,8 @@ class FakeRobot:
         node.create_subscription(Bool, 'safety/estop', lambda m: self._add('estop', m.data),
                                  LATCHED_QOS)
         self._x = 0.0
+        self.wall_ahead_m: float | None = None
+        """Set: the lidar sees a wall across the way this far ahead of the laser."""
         self._picture = street_image() if picture is None else picture
         self._obstacle_cells = obstacle_cells
         node.create_timer(0.05, self._tick_fast)
@@ -146,7 +148,12 @@ class FakeRobot:
         scan = LaserScan(angle_min=-math.pi, angle_max=math.pi - 2 * math.pi / BEAMS,
                          angle_increment=2 * math.pi / BEAMS, range_min=0.1, range_max=10.0)
         scan.header.stamp, scan.header.frame_id = now, 'laser_link'
-        scan.ranges = [math.inf] * BEAMS
+        ranges = np.full(BEAMS, np.inf)
+        if self.wall_ahead_m is not None:
+            bearings = scan.angle_min + scan.angle_increment * np.arange(BEAMS)
+            ahead = np.cos(bearings) > 0.3
+            ranges[ahead] = self.wall_ahead_m / np.cos(bearings[ahead])
+        scan.ranges = ranges.astype(np.float32).tolist()
         self._scan.publish(scan)
         speed = self.heard.cmd_vel[-1][1] if self.heard.cmd_vel else 0.0
         self._x += 0.05 * speed

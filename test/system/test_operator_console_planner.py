@@ -1,6 +1,7 @@
 """The console with the real planner and safety monitor: a street crossing on the route makes
 the planner stop at the kerb and ask; nobody answering keeps the robot standing, an approval
-in the browser lets it cross, a decline keeps it on the kerb.
+in the browser lets it cross, a decline keeps it on the kerb; driving by hand goes through the
+safety monitor like every other command, so a wall ahead stops it.
 
 The fake robot (test/helpers/fake_robot.py) stands in for the sensors and the base: a clear
 lidar, free grids and odometry that follows /cmd_vel, which only the safety monitor sends.
@@ -84,3 +85,33 @@ def test_a_declined_crossing_keeps_the_robot_on_the_kerb(page, stack: FakeRobot)
     declined_at = robot.x
     time.sleep(UNANSWERED_S)
     assert robot.x - declined_at < 0.05 and robot.x < start + 4.0
+
+
+def test_driving_by_hand_towards_a_wall_is_vetoed_by_the_safety_monitor(page,
+                                                                        stack: FakeRobot) -> None:
+    robot = stack
+    page.fill('#note', 'nudging it off the kerb')
+    page.check('#manual-toggle')
+    assert robot.wait_for(lambda: robot.heard.manual_mode and robot.heard.manual_mode[-1])
+    forward = page.locator('[data-drive=forward]')
+    pressed = time.time()
+    forward.dispatch_event('pointerdown')
+    try:
+        assert robot.wait_for(lambda: any(v > 0.05 for t, v, _ in robot.heard.cmd_vel
+                                          if t > pressed)), 'manual driving did not move it'
+        robot.wall_ahead_m = 0.35  # just ahead of the bumper, inside the stop margin
+        walled = time.time()
+        assert robot.wait_for(lambda: robot.heard.safety_state() == 'STOP'
+                              and any(v == 0.0 for t, v, _ in robot.heard.cmd_vel
+                                      if t > walled))
+        vetoed = time.time()
+        time.sleep(1.0)  # the operator keeps the button pressed
+        assert all(v == 0.0 for t, v, _ in robot.heard.cmd_vel if t > vetoed)
+        # What the lidar shows stops it (the wall, or the path behind it it hides).
+        assert robot.heard.safety[-1]['reason'] in ('obstacle_stop', 'approach_stop',
+                                                    'coverage_stop')
+    finally:
+        forward.dispatch_event('pointerup')
+        robot.wall_ahead_m = None
+        page.uncheck('#manual-toggle')
+    assert robot.wait_for(lambda: robot.heard.manual_mode[-1] is False)
