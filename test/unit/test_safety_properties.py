@@ -258,6 +258,31 @@ def hidden_walls(draw) -> tuple[SafetyConfig, float, np.ndarray]:
     return config, linear, ranges
 
 
+@st.composite
+def hidden_objects(draw) -> tuple[SafetyConfig, float, np.ndarray]:
+    """An object of any width from a thin post to wider than the robot, anywhere across the
+    path, its face within the stopping distance of the commanded speed; any block of its beams
+    and any others carry no information."""
+    config = draw(configs())
+    config = dataclasses.replace(config, min_path_coverage=draw(
+        st.one_of(st.just(SafetyConfig().min_path_coverage), st.just(1.0), st.floats(0.3, 1.0))))
+    linear = draw(st.floats(0.1, max(0.1, config.max_linear_speed)))
+    face = HALF_LENGTH + draw(st.floats(0.0, required_distance(linear, config))) - LASER_X
+    width = draw(st.floats(0.05, 1.2))
+    centre = draw(st.floats(-HALF_WIDTH, HALF_WIDTH))
+    ranges = np.full(BEAMS, math.inf)
+    ahead = np.flatnonzero(np.cos(BEARINGS) > 0.05)
+    across = face * np.tan(BEARINGS[ahead])
+    hits = ahead[np.abs(across - centre) <= width / 2]
+    ranges[hits] = face / np.cos(BEARINGS[hits])
+    if len(hits):
+        first, count = draw(st.integers(0, len(hits) - 1)), draw(st.integers(0, len(hits)))
+        ranges[hits[first:first + count]] = draw(no_information)
+        for index in draw(st.sets(st.sampled_from(hits.tolist()))):
+            ranges[index] = draw(no_information)
+    return config, linear, ranges
+
+
 def observed_range(ranges: np.ndarray) -> np.ndarray:
     """How far each beam looked (REP 117): to its return, to range_max for +inf, else nowhere."""
     measured = np.isfinite(ranges) & (ranges >= 0.1) & (ranges <= 10.0)
@@ -275,7 +300,7 @@ def observed_share(ranges: np.ndarray, length: float) -> float:
 
 
 @PROPERTY_SETTINGS
-@given(case=hidden_walls())
+@given(case=st.one_of(hidden_walls(), hidden_objects()))
 def test_the_speed_never_exceeds_what_the_observed_beams_justify(
         case: tuple[SafetyConfig, float, np.ndarray]) -> None:
     """The robot can stop before the min_points-th observed return, and within a stretch of the
