@@ -5,7 +5,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sidewalk_robot.config import describe, robot_field, robot_model_parameter
+from sidewalk_robot.config import (ParameterValueError, describe, robot_field,
+                                   robot_model_parameter)
 
 if TYPE_CHECKING:  # the description is read by the node; the core takes the numbers
     from sidewalk_robot.description import RobotDescription
@@ -89,8 +90,9 @@ class SafetyConfig:
 
     def __post_init__(self) -> None:
         if self.slowdown_distance < self.stop_margin:
-            raise ValueError(f'parameter \'slowdown_distance\' = {self.slowdown_distance} must '
-                             f'not be below stop_margin = {self.stop_margin}')
+            raise ParameterValueError('slowdown_distance',
+                                      f'at least stop_margin ({self.stop_margin})',
+                                      got=repr(self.slowdown_distance))
 
     @staticmethod
     def robot_values(robot: RobotDescription) -> dict[str, object]:

@@ -127,6 +127,20 @@ def test_a_misspelt_key_stops_the_node_with_the_nearest_known_key(
         f"(did you mean command_rate_hz?)")
 
 
+def test_values_that_contradict_each_other_name_the_file_that_set_one(ros_process,
+                                                                      tmp_path: Path) -> None:
+    params = tmp_path / 'tight.yaml'
+    params.write_text('safety_monitor:\n  ros__parameters:\n    slowdown_distance: 0.1\n'
+                      '    stop_margin: 0.3\n')
+    monitor = ros_process('safety_monitor_node', command=[
+        str(Path(sys.executable).parent / 'safety_monitor_node'), '--ros-args',
+        '--params-file', str(CONFIG_DIR / 'safety_monitor.yaml'), '--params-file', str(params)])
+    code, output = _finished(monitor)
+    assert code == 2, output
+    assert _the_error_line(output).endswith(
+        f"{params}: parameter 'slowdown_distance' must be at least stop_margin (0.3), got 0.1")
+
+
 def test_a_bad_override_on_the_command_line_is_named(ros_process) -> None:
     code, output = _finished(_start_with(
         ros_process, '--params-file', str(CONFIG_DIR / 'fault_injector.yaml'),
