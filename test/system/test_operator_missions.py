@@ -2,9 +2,9 @@
 
 - over a street crossing: the planner stops at the kerb, asks, and drives on only after the
   scripted operator of the mission supervisor ("mission-script") approves;
-- (slow) on a world of unseen ground colours, where the health monitor finds the learned model
-  degraded and the planner caps its speed, against the same delivery on a training world,
-  where neither happens. test/unit/test_monitoring_worlds.py checks the same in seconds from
+- (slow, in lockstep) on a world of unseen ground colours, where the health monitor finds the
+  learned model degraded and the planner caps its speed, against the same delivery on a
+  training world, where neither happens. test/unit/test_monitoring_worlds.py checks the same in seconds from
   rendered frames.
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ stops the wheels for stale commands and the robot crawls), and these runs judge 
 planner decides, not how fast the machine is."""
 
 
-def run(tmp_path: Path, document: dict):
+def run(tmp_path: Path, document: dict, lockstep: bool = False):
     path = tmp_path / f'{document["name"]}.yaml'
     path.write_text(yaml.safe_dump(document), encoding='utf-8')
     base = RunOptions(real_time_factor=REAL_TIME_FACTOR, record_bag=False, write_report=False,
-                      startup_timeout_s=150.0)
+                      startup_timeout_s=150.0, lockstep=lockstep)
     result = run_scenario(load_scenario(path), base, tmp_path / 'runs')
     run_dir = Path(result.run_dir)
     logs = {log.stem: log.read_text(errors='replace') for log in (run_dir / 'logs').glob('*.log')}
@@ -80,10 +80,13 @@ def test_the_robot_waits_at_the_kerb_and_drives_on_only_after_the_approval(
                                              ('sidewalk_straight', False)])
 def test_unseen_ground_colours_degrade_the_model_health_and_cap_the_speed(
         tmp_path: Path, world: str, degraded: bool) -> None:
+    # In lockstep, so that the outcome does not depend on the machine: in real time one run in
+    # three on the training world showed phantom obstacles for a few seconds (health WARN and
+    # ERROR, speed capped) where the others did not.
     result, logs, tails = run(tmp_path, {
         'name': f'health_{world}', 'world': world, 'seed': 5,
         'goal': {'x': 20.0, 'y': 0.0, 'yaw': 0.0}, 'timeout': 40,
-        'success': {'arrive': None, 'max_collisions': 0}})
+        'success': {'arrive': None, 'max_collisions': 0}}, lockstep=True)
     summary = result.summary
     assert summary.collisions == 0, tails
     health_log, planner_log = logs['health_monitor'], logs['planner']
