@@ -26,7 +26,6 @@ SCANS_KEPT = 10
 """Recent scans kept to pair each grid with the one nearest in time (1 s at 10 Hz)."""
 
 
-
 def grid_from_message(message: OccupancyGrid) -> LocalGrid:
     info = message.info
     q = info.origin.orientation

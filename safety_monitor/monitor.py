@@ -109,6 +109,10 @@ class _InputSlot(Generic[InputT]):
     def forget(self) -> None:
         self.sample, self.stamp, self.problem = None, -math.inf, None
 
+    def fresh_and_valid(self, now: float) -> bool:
+        return self.sample is not None and self.problem is None \
+            and not staleness_problem(self.name, self.stamp, now, self.timeout)
+
     def check_stamp(self, stamp: float, now: float, future_tolerance: float) -> str | None:
         problem = stamp_problem(stamp, now, future_tolerance)
         if problem is None and stamp < self.stamp:
@@ -203,13 +207,9 @@ class SafetyMonitor:
         return self._estop.reset(now, self._reset_hazard(now))
 
     def _reset_hazard(self, now: float) -> str | None:
-        scan = self._scan
-        if scan.sample is None or scan.problem is not None \
-                or staleness_problem('scan', scan.stamp, now, scan.timeout):
+        if not self._scan.fresh_and_valid(now):
             return 'no fresh valid scan to confirm the stop margin is clear'
-        odometry = self._odometry
-        if odometry.sample is None or odometry.problem is not None \
-                or staleness_problem('odometry', odometry.stamp, now, odometry.timeout):
+        if not self._odometry.fresh_and_valid(now):
             return 'no fresh valid odometry: how the robot moves is not known'
         nearest = self._nearest_obstacle()
         if nearest <= self.config.stop_margin:

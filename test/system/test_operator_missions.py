@@ -4,8 +4,8 @@
   scripted operator of the mission supervisor ("mission-script") approves;
 - (slow, in lockstep) on a world of unseen ground colours, where the health monitor finds the
   learned model degraded and the planner caps its speed, against the same delivery on a
-  training world, where neither happens. test/unit/test_monitoring_worlds.py checks the same in seconds from
-  rendered frames.
+  training world, where neither happens. test/unit/test_monitoring_worlds.py checks the same
+  in seconds from rendered frames.
 """
 from __future__ import annotations
 
