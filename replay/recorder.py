@@ -81,6 +81,8 @@ class _RecordedTopic:
     msgtype: str
     qos: QoSProfile
     subscription: Subscription
+    publisher_count: int
+    """Publishers when the QoS was last chosen: only a change in it is worth a closer look."""
 
 
 class BagRecorder:
@@ -146,20 +148,34 @@ class BagRecorder:
             return [topic for topic in self._wanted if topic not in self._recorded]
 
     def discover(self) -> None:
-        """Subscribe to topics that appeared; relax QoS when a publisher would not match."""
+        """Subscribe to topics that appeared; relax QoS when a publisher would not match.
+
+        Publishers' QoS is only read for a topic whose publisher count changed (reading every
+        topic's endpoints twice a second cost a scenario run seconds of CPU), so a publisher
+        that replaces another between two discoveries is judged when the count next changes.
+        """
         if self._closed:
             return
         for topic, types in self._node.get_topic_names_and_types():
             if not self._wants(topic):
                 continue
+            entry = self._recorded.get(topic)
+            count = self._node.count_publishers(topic)
+            if entry is not None and entry.publisher_count == count:
+                continue
+            if count == 0:  # QoS is chosen from the publishers: wait until one exists
+                if entry is not None:
+                    entry.publisher_count = 0  # so that a restarted publisher is looked at
+                continue
             publishers = self._node.get_publishers_info_by_topic(topic)
             if not publishers:
-                continue  # QoS is chosen from the publishers: wait until one exists
-            entry = self._recorded.get(topic)
+                continue
             if entry is None:
                 self._start(topic, types, publishers)
             elif not _compatible(entry.qos, publishers):
                 self._resubscribe(topic, entry, publishers)
+            else:
+                entry.publisher_count = len(publishers)
 
     def _wants(self, topic: str) -> bool:
         if self._wanted is not None:
@@ -184,7 +200,7 @@ class BagRecorder:
             message_type, topic, self._callback_for(topic), qos, raw=True,
             event_callbacks=QUIET_SUBSCRIPTION)
         with self._lock:
-            self._recorded[topic] = _RecordedTopic(msgtype, qos, subscription)
+            self._recorded[topic] = _RecordedTopic(msgtype, qos, subscription, len(publishers))
 
     def _resubscribe(self, topic: str, entry: _RecordedTopic, publishers) -> None:
         qos = subscription_qos(publishers)
@@ -193,6 +209,7 @@ class BagRecorder:
             message_class(entry.msgtype), topic, self._callback_for(topic), qos, raw=True,
             event_callbacks=QUIET_SUBSCRIPTION)
         entry.qos = qos
+        entry.publisher_count = len(publishers)
         self._report(f'{topic}: a publisher with weaker QoS joined; now subscribed '
                      f'{qos.reliability.name.lower()}/{qos.durability.name.lower()}')
 

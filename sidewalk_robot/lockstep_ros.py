@@ -19,7 +19,9 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -77,6 +79,20 @@ def takes_message_info(callback: Callable[..., Any]) -> bool:
 
 def gid_hex(info: dict) -> str:
     return bytes(info['publisher_gid']['data']).hex()
+
+
+class WatchedOnDemand(MutuallyExclusiveCallbackGroup):
+    """The callback group of a participant's passive subscriptions: the executor waits on them
+    only while a step is missing messages (``watched``). Otherwise their messages stay in the
+    reader's queue until the next step takes them all at once: a node that stores 50 odometry
+    messages a second is not woken 50 times a second for that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched = False
+
+    def can_execute(self, entity: Any) -> bool:
+        return self.watched and super().can_execute(entity)
 
 
 class CountedPublisher(Publisher):
@@ -152,6 +168,8 @@ class Participant:
         self._subscriptions: list[Subscription] = []
         self._topics: set[str] = set()
         self._passive: set[str] = set()
+        self._passive_group = WatchedOnDemand()
+        self._passive_readers: list[tuple[Subscription, str, Callable[..., None], bool]] = []
         self._episode: int | None = None
         self._pending: deque[Step] = deque()
         self._pending_since = 0.0
@@ -187,6 +205,8 @@ class Participant:
                 self._try_complete()
 
         options.pop('event_callbacks', None)  # QoS mismatches of the caller's QoS cannot occur
+        if not wakes:
+            options.setdefault('callback_group', self._passive_group)
         subscription = Node.create_subscription(self._node, msg_type, topic, hold,
                                                 lockstep_subscription_qos(),
                                                 event_callbacks=QUIET_SUBSCRIPTION, **options)
@@ -194,6 +214,9 @@ class Participant:
         self._topics.add(subscription.topic_name)
         if not wakes:
             self._passive.add(subscription.topic_name)
+            if subscription.callback_group is self._passive_group:
+                self._passive_readers.append((subscription, subscription.topic_name, callback,
+                                              with_info))
         self._subscriptions.append(subscription)
         return subscription
 
@@ -246,6 +269,7 @@ class Participant:
         if not self.started:
             self._send(encode_report(self.hello()))
             return
+        self._take_passive()
         if (self._pending and not self._stall_reported
                 and time.monotonic() - self._pending_since > STALL_REPORT_S):
             step = self._pending[0]
@@ -278,11 +302,36 @@ class Participant:
             for publisher, _ in self._writer_gids():
                 publisher.start()
 
+    def _take_passive(self) -> None:
+        """Move what the passive subscriptions' readers hold into the inbox (rclpy's own take,
+        as its executor does it, without a wake-up per message)."""
+        for subscription, topic, callback, with_info in self._passive_readers:
+            while True:
+                try:
+                    with subscription.handle:
+                        taken = subscription.handle.take_message(subscription.msg_type,
+                                                                 subscription.raw)
+                except InvalidHandle:
+                    break
+                except RuntimeError as error:  # undecodable: dropped, as on the wire
+                    self._node.get_logger().error(f'dropped a message on {topic} that could '
+                                                  f'not be decoded: {error}')
+                    break  # the rest at the next take
+                if taken is None:
+                    break
+                message, info = taken
+                self._inbox.receive(topic, gid_hex(info), int(info['publication_sequence_number']),
+                                    (callback, with_info, message, info))
+
     def _try_complete(self) -> None:
-        """Run the steps sent, in order, as far as their messages are here."""
+        """Run the steps sent, in order, as far as their messages are here; while one waits,
+        the executor also watches the passive subscriptions."""
+        self._passive_group.watched = False
         while self._pending and not self._halted:
             step = self._pending[0]
+            self._take_passive()
             if self._inbox.missing(step.time_ns):
+                self._passive_group.watched = True
                 return
             if step.episode != self._episode:
                 self._begin_episode(step)

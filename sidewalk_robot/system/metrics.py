@@ -52,10 +52,15 @@ class Obstacle:
     def corners(self) -> np.ndarray:
         return rectangle_corners(self.x, self.y, self.yaw, self.length, self.width)
 
-    def circumradius(self) -> float:
-        """No part of the obstacle is further than this from (x, y)."""
-        return self.radius if self.radius is not None else math.hypot(self.length,
-                                                                       self.width) / 2
+    def distance_from(self, x: float, y: float) -> float:
+        """Distance from the point (x, y) to the obstacle (0 inside it)."""
+        dx, dy = x - self.x, y - self.y
+        if self.radius is not None:
+            return max(math.hypot(dx, dy) - self.radius, 0.0)
+        cos_yaw, sin_yaw = math.cos(self.yaw), math.sin(self.yaw)
+        along, across = cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy
+        return math.hypot(max(abs(along) - self.length / 2, 0.0),
+                          max(abs(across) - self.width / 2, 0.0))
 
 
 @dataclass(frozen=True)
@@ -227,10 +232,9 @@ class RunMonitor:
             if obstacle.semantic not in self._clearance_classes \
                     or obstacle.bottom_z >= ROBOT_HEIGHT_M:
                 continue
-            if self.min_clearance is not None and math.hypot(
-                    obstacle.x - x, obstacle.y - y) - ROBOT_CIRCUMRADIUS_M \
-                    - obstacle.circumradius() >= self.min_clearance:
-                continue  # too far to be nearer than the nearest so far
+            if self.min_clearance is not None and obstacle.distance_from(x, y) \
+                    - ROBOT_CIRCUMRADIUS_M >= self.min_clearance:
+                continue  # too far to be nearer than the nearest so far (cheap lower bound)
             gap = footprint_clearance(pose, obstacle)
             if self.min_clearance is None or gap < self.min_clearance:
                 self.min_clearance, self.min_clearance_obstacle = gap, obstacle.name

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Int32, String
@@ -92,6 +93,37 @@ def test_discovers_topics_that_appear_later(make_node, spin_until, tmp_path) -> 
     assert counts['/replay_test/first'].count > 10
     assert counts['/replay_test/second'].count > 5
     assert '/parameter_events' not in counts
+
+
+def test_a_restarted_publisher_with_weaker_qos_is_still_recorded(make_node, spin_until,
+                                                                 tmp_path) -> None:
+    """A reliable publisher goes and a best-effort one takes its place: the publisher count is
+    the same as before, yet the recorder must notice and resubscribe best-effort."""
+    talker = make_node('restarting_talker')
+    reliable = talker.create_publisher(Int32, '/replay_test/restarted', 10)
+    recorder_node = make_node('recorder')
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag', discovery_period_s=0.2)
+    assert spin_until([talker, recorder_node],
+                      lambda: '/replay_test/restarted' in recorder.topics, timeout=10)
+    publish_for(spin_until, [talker, recorder_node], 0.4, lambda: reliable.publish(Int32(data=1)))
+    talker.destroy_publisher(reliable)
+    spin_until([talker, recorder_node],
+               lambda: recorder_node.count_publishers('/replay_test/restarted') == 0, timeout=10)
+    spin_until([talker, recorder_node], lambda: False, timeout=0.5)  # a discovery sees none
+    best_effort = talker.create_publisher(Int32, '/replay_test/restarted', SENSOR_QOS)
+    assert spin_until([talker, recorder_node],
+                      lambda: any('weaker QoS' in problem for problem in recorder.problems),
+                      timeout=10)
+    publish_for(spin_until, [talker, recorder_node], 0.5,
+                lambda: best_effort.publish(Int32(data=2)))
+    spin_until([talker, recorder_node], lambda: False, timeout=0.3)
+    reader = open_reader(recorder.close())
+    try:
+        values = [deserialize_message(raw, Int32).data for connection, _, raw
+                  in reader.messages() if connection.topic == '/replay_test/restarted']
+    finally:
+        reader.close()
+    assert values.count(1) > 10 and values.count(2) > 10
 
 
 def test_sim_time_stamps_and_messages_before_the_first_clock(make_node, spin_until,

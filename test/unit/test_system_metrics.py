@@ -5,10 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sidewalk_robot.system.metrics import (Obstacle, PoseSample, RunMonitor,
-                                           convex_polygon_distance, footprint_clearance,
-                                           rectangle_corners, reason_label)
+from sidewalk_robot.system.metrics import (ROBOT_CIRCUMRADIUS_M, Obstacle, PoseSample,
+                                           RunMonitor, convex_polygon_distance,
+                                           footprint_clearance, rectangle_corners, reason_label)
 
 
 def test_rectangle_corners_rotate_about_the_centre() -> None:
@@ -160,3 +162,28 @@ def test_summary_is_json_ready() -> None:
     import json
     text = json.dumps(monitor_with_straight_drive().summary().to_dict())
     assert '"arrived": false' in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(-6, 6), st.floats(-3, 3), st.floats(-math.pi, math.pi),
+                          st.floats(0.05, 8.0), st.floats(0.05, 1.5), st.booleans()),
+                min_size=1, max_size=8),
+       st.lists(st.tuples(st.floats(-6, 6), st.floats(-3, 3), st.floats(-math.pi, math.pi)),
+                min_size=1, max_size=12))
+def test_min_clearance_skips_only_obstacles_that_cannot_be_the_nearest(bodies, poses) -> None:
+    obstacles = [Obstacle(f'body{index}', 'obstacle', x, y, yaw, radius=width / 2)
+                 if round_ else Obstacle(f'body{index}', 'obstacle', x, y, yaw, length=length,
+                                         width=width)
+                 for index, (x, y, yaw, length, width, round_) in enumerate(bodies)]
+    monitor = RunMonitor(goal_xy=(100.0, 100.0), goal_tolerance_m=0.1)
+    monitor.on_obstacles(0.0, obstacles)
+    monitor.start_mission(0.0)
+    for step, (x, y, yaw) in enumerate(poses):
+        monitor.on_pose(0.1 * step, x, y, yaw)
+    nearest = min(footprint_clearance(PoseSample(0.0, x, y, yaw), obstacle)
+                  for x, y, yaw in poses for obstacle in obstacles)
+    assert monitor.min_clearance == pytest.approx(nearest, abs=1e-9)
+    for obstacle in obstacles:  # the cheap bound never exceeds the true distance
+        for x, y, yaw in poses:
+            assert obstacle.distance_from(x, y) <= footprint_clearance(
+                PoseSample(0.0, x, y, yaw), obstacle) + ROBOT_CIRCUMRADIUS_M + 1e-9
