@@ -26,7 +26,7 @@ from rclpy.topic_endpoint_info import TopicEndpointInfo
 from sidewalk_robot.replay.bag_io import (DEFAULT_FLUSH_INTERVAL_S, BagError, BagWriter,
                                           qos_from_policies)
 from sidewalk_robot.replay.samples import leading_stamp_ns, message_class
-from sidewalk_robot.ros_common import QUIET_SUBSCRIPTION
+from sidewalk_robot.ros_common import QUIET_SUBSCRIPTION, WatchedOnDemand, take_waiting
 
 RECORDER_DEPTH = 100
 """Subscription queue per topic: deep enough that a busy executor does not drop bursts."""
@@ -95,6 +95,9 @@ class BagRecorder:
     replaces the bag with anything that has BagWriter's methods (the scenario runs' in-memory
     ``system.evidence.RecentMessages``). ``check_stamps``: warn when header stamps and bag
     time disagree (off for a recorder that times arrivals on another clock on purpose).
+    ``take_period_s``: instead of a wake-up per message, take what every reader holds this
+    often (wall seconds; the bag time is then that of the take): for a recorder in a process
+    with work of its own, such as a lockstep run's supervisor, whose clock moves in steps.
     """
 
     def __init__(self, node: Node, output_dir: Path, topics: Sequence[str] | None = None, *,
@@ -102,7 +105,8 @@ class BagRecorder:
                  flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
                  exclude: Sequence[str] = EXCLUDED_BY_DEFAULT,
                  clock: Clock | None = None, compress: bool = True,
-                 writer: BagWriter | None = None, check_stamps: bool = True) -> None:
+                 writer: BagWriter | None = None, check_stamps: bool = True,
+                 take_period_s: float | None = None) -> None:
         self._node = node
         self._check_stamps_enabled = check_stamps
         self.bag_path = Path(output_dir)
@@ -125,6 +129,12 @@ class BagRecorder:
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._discovery_timer = node.create_timer(discovery_period_s, self.discover, clock=steady)
         self._flush_timer = node.create_timer(flush_interval_s, self._writer.flush, clock=steady)
+        self._taken_in_turn = None
+        self._timers = [self._discovery_timer, self._flush_timer]
+        if take_period_s is not None:
+            self._taken_in_turn = WatchedOnDemand()
+            self._timers.append(node.create_timer(take_period_s, self.take_waiting,
+                                                  clock=steady))
         self.discover()
         # A caller that forgets close() (or exits on an exception) still gets a finished bag.
         atexit.register(_close_if_alive, weakref.ref(self))
@@ -198,7 +208,7 @@ class BagRecorder:
         qos = subscription_qos(publishers)
         subscription = self._node.create_subscription(
             message_type, topic, self._callback_for(topic), qos, raw=True,
-            event_callbacks=QUIET_SUBSCRIPTION)
+            event_callbacks=QUIET_SUBSCRIPTION, callback_group=self._taken_in_turn)
         with self._lock:
             self._recorded[topic] = _RecordedTopic(msgtype, qos, subscription, len(publishers))
 
@@ -207,7 +217,7 @@ class BagRecorder:
         self._node.destroy_subscription(entry.subscription)
         entry.subscription = self._node.create_subscription(
             message_class(entry.msgtype), topic, self._callback_for(topic), qos, raw=True,
-            event_callbacks=QUIET_SUBSCRIPTION)
+            event_callbacks=QUIET_SUBSCRIPTION, callback_group=self._taken_in_turn)
         entry.qos = qos
         entry.publisher_count = len(publishers)
         self._report(f'{topic}: a publisher with weaker QoS joined; now subscribed '
@@ -217,6 +227,17 @@ class BagRecorder:
         def on_message(data: bytes) -> None:
             self._record(topic, data)
         return on_message
+
+    def take_waiting(self) -> None:
+        """Record what the readers hold (with ``take_period_s``; the timer calls it)."""
+        with self._lock:
+            recorded = [(topic, entry.subscription) for topic, entry in self._recorded.items()]
+        for topic, subscription in recorded:
+            try:
+                for data, _info in take_waiting(subscription):
+                    self._record(topic, data)
+            except RuntimeError as error:
+                self._report(f'{topic}: a message could not be taken: {error}')
 
     def _record(self, topic: str, data: bytes) -> None:
         stamp = self._clock.now().nanoseconds
@@ -261,6 +282,8 @@ class BagRecorder:
 
     def close(self) -> Path:
         """Stop recording and finalise the bag (MCAP summary + metadata.yaml); idempotent."""
+        if self._taken_in_turn is not None and not self._closed:
+            self._safely(self.take_waiting)
         with self._lock:
             if self._closed:
                 return self.bag_path
@@ -269,7 +292,7 @@ class BagRecorder:
             recorded = list(self._recorded.values())
         for held_topic, held_data in pending:
             self._writer.write(held_topic, 0, held_data)
-        for timer in (self._discovery_timer, self._flush_timer):
+        for timer in self._timers:
             timer.cancel()
             self._safely(lambda t=timer: self._node.destroy_timer(t))
         for entry in recorded:

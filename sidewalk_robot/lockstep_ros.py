@@ -19,9 +19,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -35,7 +33,8 @@ from sidewalk_robot.lockstep import (NS_PER_S, PUBLICATION_DEPTH, REPORT_TOPIC,
                                      Hello, Inbox, LockstepConfig, LockstepError, Stalled, Step,
                                      TimerSchedule, counted, decode_report, decode_steps,
                                      encode_report, encode_steps, release_time, step_topic)
-from sidewalk_robot.ros_common import QUIET_PUBLICATION, QUIET_SUBSCRIPTION
+from sidewalk_robot.ros_common import (QUIET_PUBLICATION, QUIET_SUBSCRIPTION, WatchedOnDemand,
+                                       take_waiting)
 from sidewalk_robot.ros_params import declare_config
 
 PROTOCOL_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
@@ -79,20 +78,6 @@ def takes_message_info(callback: Callable[..., Any]) -> bool:
 
 def gid_hex(info: dict) -> str:
     return bytes(info['publisher_gid']['data']).hex()
-
-
-class WatchedOnDemand(MutuallyExclusiveCallbackGroup):
-    """The callback group of a participant's passive subscriptions: the executor waits on them
-    only while a step is missing messages (``watched``). Otherwise their messages stay in the
-    reader's queue until the next step takes them all at once: a node that stores 50 odometry
-    messages a second is not woken 50 times a second for that."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.watched = False
-
-    def can_execute(self, entity: Any) -> bool:
-        return self.watched and super().can_execute(entity)
 
 
 class CountedPublisher(Publisher):
@@ -303,25 +288,16 @@ class Participant:
                 publisher.start()
 
     def _take_passive(self) -> None:
-        """Move what the passive subscriptions' readers hold into the inbox (rclpy's own take,
-        as its executor does it, without a wake-up per message)."""
+        """Move what the passive subscriptions' readers hold into the inbox."""
         for subscription, topic, callback, with_info in self._passive_readers:
-            while True:
-                try:
-                    with subscription.handle:
-                        taken = subscription.handle.take_message(subscription.msg_type,
-                                                                 subscription.raw)
-                except InvalidHandle:
-                    break
-                except RuntimeError as error:  # undecodable: dropped, as on the wire
-                    self._node.get_logger().error(f'dropped a message on {topic} that could '
-                                                  f'not be decoded: {error}')
-                    break  # the rest at the next take
-                if taken is None:
-                    break
-                message, info = taken
-                self._inbox.receive(topic, gid_hex(info), int(info['publication_sequence_number']),
-                                    (callback, with_info, message, info))
+            try:
+                for message, info in take_waiting(subscription):
+                    self._inbox.receive(topic, gid_hex(info),
+                                        int(info['publication_sequence_number']),
+                                        (callback, with_info, message, info))
+            except RuntimeError as error:  # undecodable: dropped, as on the wire
+                self._node.get_logger().error(f'dropped a message on {topic} that could not '
+                                              f'be decoded: {error}')
 
     def _try_complete(self) -> None:
         """Run the steps sent, in order, as far as their messages are here; while one waits,

@@ -4,13 +4,16 @@ cv_bridge and tf2 are not available from PyPI, so images convert with numpy here
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
@@ -58,6 +61,35 @@ QUIET_PUBLICATION = PublisherEventCallbacks(use_default_callbacks=False)
 recorder takes its publishers' QoS): rclpy's default handlers, which only log mismatches, are
 two entities per endpoint in every round of the executor, a large share of the time of a node
 with many subscriptions."""
+
+
+class WatchedOnDemand(MutuallyExclusiveCallbackGroup):
+    """A callback group whose subscriptions the executor waits on only while ``watched``.
+    Otherwise their messages stay in the reader's queue until the node takes them all at once
+    (``take_waiting``): a node that only stores 50 odometry messages a second, or records
+    every topic, is not woken once per message for that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched = False
+
+    def can_execute(self, entity: Any) -> bool:
+        return self.watched and super().can_execute(entity)
+
+
+def take_waiting(subscription: Subscription) -> Iterator[tuple[Any, dict]]:
+    """Every (message, info) ``subscription``'s reader holds, oldest first, taken as rclpy's
+    executor takes them. RuntimeError for a message rclpy cannot decode (it is gone)."""
+    while True:
+        try:
+            with subscription.handle:
+                taken = subscription.handle.take_message(subscription.msg_type,
+                                                         subscription.raw)
+        except InvalidHandle:  # destroyed meanwhile
+            return
+        if taken is None:
+            return
+        yield taken
 
 
 def subscribe_from_any_publisher(node: Node, message_type: type, topic: str,

@@ -54,6 +54,8 @@ _ASSIST_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOCKSTEP_PERIOD_S = 0.05
 """Simulated seconds between the supervisor's own steps in a lockstep run."""
+RECORDER_TAKE_PERIOD_S = 0.02
+"""Wall seconds between the lockstep recorder's takes (its readers hold 100 per topic)."""
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
@@ -136,13 +138,17 @@ class SupervisorSession:
                     message_type, topic, lambda message, topic=topic: self._on(topic, message),
                     wakes=False)
             self.participant.timer(LOCKSTEP_PERIOD_S, self._lockstep_tick)
+        # In lockstep the supervisor's clock moves in steps anyway: taking what the recorder's
+        # readers hold every few milliseconds costs far less than a wake-up per message.
+        take_period_s = RECORDER_TAKE_PERIOD_S if self._lockstep else None
         if self._bag_dir is not None:
             from sidewalk_robot.replay.recorder import BagRecorder
-            self.recorder = BagRecorder(self.node, self._bag_dir)
+            self.recorder = BagRecorder(self.node, self._bag_dir, take_period_s=take_period_s)
         elif self._recent_messages is not None:
             from sidewalk_robot.replay.recorder import BagRecorder
             self.recorder = BagRecorder(self.node, self._recent_messages.path,
-                                        writer=self._recent_messages)
+                                        writer=self._recent_messages,
+                                        take_period_s=take_period_s)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

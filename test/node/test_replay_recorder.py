@@ -126,6 +126,31 @@ def test_a_restarted_publisher_with_weaker_qos_is_still_recorded(make_node, spin
     assert values.count(1) > 10 and values.count(2) > 10
 
 
+def test_a_recorder_that_takes_in_turns_loses_nothing_at_close(make_node, spin_until,
+                                                               tmp_path) -> None:
+    talker = make_node('steady_talker')
+    publisher = talker.create_publisher(Int32, '/replay_test/in_turns', 10)
+    recorder_node = make_node('recorder')
+    recorder = BagRecorder(recorder_node, tmp_path / 'bag', discovery_period_s=0.2,
+                           take_period_s=0.1)
+    assert spin_until([talker, recorder_node],
+                      lambda: '/replay_test/in_turns' in recorder.topics, timeout=10)
+    spin_until([talker, recorder_node],  # matched both ways before anything is sent
+               lambda: publisher.get_subscription_count() == 1, timeout=10)
+    sent = iter(range(1, 1000))
+    publish_for(spin_until, [talker, recorder_node], 0.5,
+                lambda: publisher.publish(Int32(data=next(sent))))
+    last = next(sent) - 1
+    time.sleep(0.2)  # the last ones reach the reader; no executor runs to take them
+    reader = open_reader(recorder.close())
+    try:
+        values = [deserialize_message(raw, Int32).data for connection, _, raw
+                  in reader.messages() if connection.topic == '/replay_test/in_turns']
+    finally:
+        reader.close()
+    assert values == list(range(1, last + 1))
+
+
 def test_sim_time_stamps_and_messages_before_the_first_clock(make_node, spin_until,
                                                              tmp_path) -> None:
     talker = make_node('talker')
