@@ -78,6 +78,16 @@ def test_records_given_topics_with_the_publishers_qos(make_node, spin_until, tmp
     assert len(copies) == 1 and 'ros_distro: kilted' in copies[0]
 
 
+def recorded_integers(bag: Path, topic: str) -> list[int]:
+    """The Int32 values recorded on ``topic``, in bag order."""
+    reader = open_reader(bag)
+    try:
+        return [deserialize_message(raw, Int32).data for connection, _, raw
+                in reader.messages() if connection.topic == topic]
+    finally:
+        reader.close()
+
+
 def test_discovers_topics_that_appear_later(make_node, spin_until, tmp_path) -> None:
     talker = make_node('talker')
     first = talker.create_publisher(Int32, '/replay_test/first', 10)
@@ -117,12 +127,7 @@ def test_a_restarted_publisher_with_weaker_qos_is_still_recorded(make_node, spin
     publish_for(spin_until, [talker, recorder_node], 0.5,
                 lambda: best_effort.publish(Int32(data=2)))
     spin_until([talker, recorder_node], lambda: False, timeout=0.3)
-    reader = open_reader(recorder.close())
-    try:
-        values = [deserialize_message(raw, Int32).data for connection, _, raw
-                  in reader.messages() if connection.topic == '/replay_test/restarted']
-    finally:
-        reader.close()
+    values = recorded_integers(recorder.close(), '/replay_test/restarted')
     assert values.count(1) > 10 and values.count(2) > 10
 
 
@@ -142,12 +147,7 @@ def test_a_recorder_that_takes_in_turns_loses_nothing_at_close(make_node, spin_u
                 lambda: publisher.publish(Int32(data=next(sent))))
     last = next(sent) - 1
     time.sleep(0.2)  # the last ones reach the reader; no executor runs to take them
-    reader = open_reader(recorder.close())
-    try:
-        values = [deserialize_message(raw, Int32).data for connection, _, raw
-                  in reader.messages() if connection.topic == '/replay_test/in_turns']
-    finally:
-        reader.close()
+    values = recorded_integers(recorder.close(), '/replay_test/in_turns')
     assert values == list(range(1, last + 1))
 
 
