@@ -47,7 +47,8 @@ class StatusBoard:
     health: StatusEntry | None = None
     assist: dict[str, object] | None = None
     listening_since: float | None = None
-    """When the subscriptions were made (monotonic): what comes before is start-up."""
+    """When listening began (monotonic): after the subscriptions were made and, for a report
+    over a window, their discovery settled; what comes before is start-up."""
 
     def on_status(self, name: str, level: int, message: str, values: Mapping[str, str],
                   now: float) -> None:
@@ -164,10 +165,18 @@ def level_number(level: bytes | int) -> int:
     return level[0] if isinstance(level, bytes) else int(level)
 
 
+DISCOVERY_QUIET_S = 1.0
+"""A window report starts once the publishers matched have not changed for this long..."""
+DISCOVERY_WAIT_S = 6.0
+"""...or after this long at most (a publisher discovered later only misses the start)."""
+
+
 def watch(board: StatusBoard, namespace: str, until: Callable[[], bool],
-          refresh: Callable[[], None], refresh_period: float) -> None:
+          refresh: Callable[[], None], refresh_period: float, settle: bool = False) -> None:
     """Listen on the stack's topics (in ``namespace``) and call ``refresh`` every
-    ``refresh_period`` until ``until()``."""
+    ``refresh_period`` until ``until()``. ``settle``: first wait for discovery to settle
+    (on a busy machine a node's writers can take seconds to match), so that rates over a
+    window are not those of half-discovered topics."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from nav_msgs.msg import OccupancyGrid, Odometry
@@ -209,18 +218,24 @@ def watch(board: StatusBoard, namespace: str, until: Callable[[], bool],
                         time.monotonic())
 
     try:
-        for topic in RATE_TOPICS:
+        subscriptions = [
             # Raw: counting needs no deserialising (the camera's images are large).
             node.create_subscription(types[topic], topic,
                                      lambda _data, topic=topic: board.on_message(
                                          topic, time.monotonic()), listening, raw=True)
-        node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, listening)
-        node.create_subscription(DiagnosticStatus, 'safety/state',
-                                 lambda status: board.on_safety(values_of(status)), LATCHED_QOS)
-        node.create_subscription(DiagnosticStatus, 'monitoring/model_health', on_health,
-                                 LATCHED_QOS)
-        node.create_subscription(String, 'operator/assist_request',
-                                 lambda message: board.on_assist(message.data), questions)
+            for topic in RATE_TOPICS]
+        subscriptions += [
+            node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, listening),
+            node.create_subscription(DiagnosticStatus, 'safety/state',
+                                     lambda status: board.on_safety(values_of(status)),
+                                     LATCHED_QOS),
+            node.create_subscription(DiagnosticStatus, 'monitoring/model_health', on_health,
+                                     LATCHED_QOS),
+            node.create_subscription(String, 'operator/assist_request',
+                                     lambda message: board.on_assist(message.data), questions)]
+        if settle:
+            _spin_until_discovery_settles(executor, subscriptions)
+            board.arrivals.clear()  # rates count from here; what was said stays
         board.listening_since = time.monotonic()
         next_refresh = board.listening_since + refresh_period
         while not until():
@@ -232,6 +247,18 @@ def watch(board: StatusBoard, namespace: str, until: Callable[[], bool],
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def _spin_until_discovery_settles(executor, subscriptions) -> None:
+    started = quiet_since = time.monotonic()
+    matched = None
+    while time.monotonic() - started < DISCOVERY_WAIT_S:
+        now_matched = [subscription.get_publisher_count() for subscription in subscriptions]
+        if now_matched != matched:
+            matched, quiet_since = now_matched, time.monotonic()
+        elif any(matched) and time.monotonic() - quiet_since >= DISCOVERY_QUIET_S:
+            return
+        executor.spin_once(timeout_sec=0.05)
 
 
 def run_status(arguments: argparse.Namespace) -> int:
@@ -252,12 +279,13 @@ def run_status(arguments: argparse.Namespace) -> int:
         return board.text(now, now - (board.listening_since or started), title())
 
     def listened_a_window() -> bool:
-        # From the subscriptions on: on a busy machine start-up alone can take the window.
+        # From discovery settled on: on a busy machine start-up alone can take the window.
         return board.listening_since is not None \
             and time.monotonic() - board.listening_since >= arguments.window
 
     if arguments.once:
-        watch(board, arguments.namespace, listened_a_window, lambda: None, arguments.window)
+        watch(board, arguments.namespace, listened_a_window, lambda: None, arguments.window,
+              settle=True)
         print(report())
         if not board.heard_anything():
             print(f'nothing heard in {arguments.window:.1f} s: is the stack running in '
@@ -311,7 +339,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'model\'s health, the planner\'s and the safety monitor\'s state and veto '
                     'counts; refreshing on a terminal, plain text otherwise.')
     status.add_argument('--once', action='store_true',
-                        help='listen --window seconds, print one report and exit (scripts)')
+                        help='wait for discovery to settle (at most 6 s), listen --window '
+                             'seconds, print one report and exit (scripts)')
     status.add_argument('--window', type=float, default=3.0,
                         help='seconds to listen with --once (default 3)')
     status.add_argument('--refresh', type=float, default=1.0,
