@@ -28,7 +28,8 @@ def test_passive_messages_wait_in_the_reader_for_the_step_that_takes_them(make_n
     stored: list[float] = []
     seen_at_ticks: list[tuple[float, list[float]]] = []
     subscription = participant.subscription(
-        Odometry, 'odom', lambda message: stored.append(round(stamp_to_seconds(message.header.stamp), 9)),
+        Odometry, 'odom',
+        lambda message: stored.append(round(stamp_to_seconds(message.header.stamp), 9)),
         wakes=False)
     participant.timer(TIMER_PERIOD_S, lambda: seen_at_ticks.append(
         (round(listener.get_clock().now().nanoseconds / NS_PER_S, 9), list(stored))))
