@@ -133,7 +133,7 @@ class BagRecorder:
         self._timers = [self._discovery_timer, self._flush_timer]
         if take_period_s is not None:
             self._taken_in_turn = WatchedOnDemand()
-            self._timers.append(node.create_timer(take_period_s, self.take_waiting,
+            self._timers.append(node.create_timer(take_period_s, self.record_waiting,
                                                   clock=steady))
         self.discover()
         # A caller that forgets close() (or exits on an exception) still gets a finished bag.
@@ -228,7 +228,7 @@ class BagRecorder:
             self._record(topic, data)
         return on_message
 
-    def take_waiting(self) -> None:
+    def record_waiting(self) -> None:
         """Record what the readers hold (with ``take_period_s``; the timer calls it)."""
         with self._lock:
             recorded = [(topic, entry.subscription) for topic, entry in self._recorded.items()]
@@ -283,7 +283,7 @@ class BagRecorder:
     def close(self) -> Path:
         """Stop recording and finalise the bag (MCAP summary + metadata.yaml); idempotent."""
         if self._taken_in_turn is not None and not self._closed:
-            self._safely(self.take_waiting)
+            self._safely(self.record_waiting)
         with self._lock:
             if self._closed:
                 return self.bag_path

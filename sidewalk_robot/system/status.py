@@ -17,6 +17,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rclpy.executors import Executor
+    from rclpy.subscription import Subscription
 
 RATE_TOPICS = ('camera/image_raw', 'scan', 'odom', 'perception/obstacle_grid', 'cmd_vel_nav',
                'cmd_vel')
@@ -249,7 +254,9 @@ def watch(board: StatusBoard, namespace: str, until: Callable[[], bool],
         rclpy.try_shutdown(context=context)
 
 
-def _spin_until_discovery_settles(executor, subscriptions) -> None:
+def _spin_until_discovery_settles(executor: Executor, subscriptions: list[Subscription]) -> None:
+    """Spin until the publishers matched have not changed for DISCOVERY_QUIET_S (and some
+    are), or DISCOVERY_WAIT_S have passed."""
     started = quiet_since = time.monotonic()
     matched = None
     while time.monotonic() - started < DISCOVERY_WAIT_S:
