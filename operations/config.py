@@ -111,8 +111,8 @@ class IncidentRecorderConfig:
     buffer_seconds: float = describe(20.0, 'seconds of every recorded topic kept before an '
                                      'event [s]', min=1.0, max=600.0)
     post_event_seconds: float = describe(3.0, 'seconds recorded after the event before the '
-                                         'incident is written (wall clock) [s]', min=0.0,
-                                         max=60.0)
+                                         'incident is written (node clock: simulated time in '
+                                         'simulation) [s]', min=0.0, max=60.0)
     cooldown_seconds: float = describe(30.0, 'events within this long after an incident\'s event '
                                        'of the same kind (veto, model_health, ...) join it '
                                        '(listed in its incident.json) instead of making a new '
@@ -127,3 +127,6 @@ class IncidentRecorderConfig:
         ('obstacle_stop', 'coverage_stop', 'approach_stop', 'estop_pressed'),
         'safety monitor reasons whose new STOP/ESTOP makes an incident')
     compress: bool = describe(True, 'zstd-compress the incident bags (MCAP chunks)')
+    lockstep: bool = describe(False, 'a lockstep run (the simulator lists this node in '
+                              'lockstep_observers): say hello until the first step, which waits '
+                              'until every topic recorded here is subscribed and heard')

@@ -26,6 +26,7 @@ from std_msgs.msg import String
 
 from sidewalk_robot import share_directory
 from sidewalk_robot.diagnostic_names import PERCEPTION_STATUS_TITLE, sibling_status
+from sidewalk_robot.lockstep_ros import LockstepObserver
 from sidewalk_robot.operations.config import IncidentRecorderConfig
 from sidewalk_robot.operations.incidents import (BAG_FOLDER, INCIDENT_FILE, NS, EventDetector,
                                                  IncidentScheduler, PendingIncident, RingBuffer,
@@ -87,6 +88,10 @@ class IncidentRecorderNode(Node):
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=steady)
         self.create_timer(DISCOVERY_PERIOD_S, self._discover, clock=steady)
         self.create_timer(0.2, self._write_due, clock=steady)
+        if config.lockstep:
+            LockstepObserver(self, lambda: self._wanted,
+                             lambda: [subscription for _, subscription, _
+                                      in self._recorded.values()])
         self._discover()
         self.get_logger().info(
             f'keeping {config.buffer_seconds:g} s of {len(self._wanted)} topics; incidents go '
@@ -199,10 +204,10 @@ class IncidentRecorderNode(Node):
     # --------------------------------------------------------------------------- writing
     def _write_due(self, *, everything: bool = False) -> None:
         with self._lock:
-            due = self.scheduler.due(time.monotonic(), everything=everything)
+            due = self.scheduler.due(self._now(), time.monotonic(), everything=everything)
             snapshots = [(pending, self.buffer.window(
-                int((pending.event.time - self.config.buffer_seconds) * NS)))
-                for pending in due]
+                int((pending.event.time - self.config.buffer_seconds) * NS),
+                int(pending.end_time * NS))) for pending in due]
             recorded = {topic: (msgtype, qos) for topic, (msgtype, _, qos)
                         in self._recorded.items()}
         for pending, messages in snapshots:

@@ -3,9 +3,11 @@
 The recorder keeps the last ``buffer_seconds`` of the stack's sensor and decision topics in a
 ring buffer. An *event* (the safety monitor vetoing, model health getting worse, an operator
 pressing e-stop or taking over, an assistance request) opens an *incident*; events of the same
-kind within the cooldown join it instead of making new ones. ``post_event_seconds`` later the
-incident is written: an MCAP bag of the buffered window (with the last message of each topic
-from before it, so latched goals, routes and camera_info are there) and ``incident.json``.
+kind within the cooldown join it instead of making new ones. ``post_event_seconds`` later on
+the node's clock (simulated time in simulation, so a lockstep run's incident ends at the same
+point however fast the machine is) the incident is written: an MCAP bag of the buffered window
+up to then (with the last message of each topic from before it, so latched goals, routes and
+camera_info are there) and ``incident.json``.
 """
 from __future__ import annotations
 
@@ -126,9 +128,11 @@ class RingBuffer:
         self._before.clear()
         self.bytes = 0
 
-    def window(self, start_ns: int) -> list[tuple[str, int, bytes]]:
-        """Messages from ``start_ns`` on, preceded by each topic's newest older one."""
-        inside = [item for item in self._items if item[1] >= start_ns]
+    def window(self, start_ns: int, end_ns: int | None = None) -> list[tuple[str, int, bytes]]:
+        """Messages from ``start_ns`` on (to ``end_ns``), preceded by each topic's newest
+        older one."""
+        inside = [item for item in self._items
+                  if item[1] >= start_ns and (end_ns is None or item[1] <= end_ns)]
         latest_before = dict(self._before)
         for item in self._items:
             if item[1] < start_ns:
@@ -136,11 +140,18 @@ class RingBuffer:
         return sorted(latest_before.values(), key=lambda item: item[1]) + inside
 
 
+STALLED_CLOCK_WAIT_S = 30.0
+"""Wall seconds beyond ``post_event_seconds`` after which an incident is written even though
+the node's clock has not reached its end (a simulator that stopped publishing /clock)."""
+
+
 @dataclass
 class PendingIncident:
     event: Event
-    due_wall: float
-    """Monotonic wall time at which it is written."""
+    end_time: float
+    """Node-clock time [s] of the window's end: written once the clock gets there."""
+    give_up_wall: float
+    """Monotonic wall time at which it is written all the same."""
     joined: list[Event] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     """Where the robot was and which model ran when the event happened."""
@@ -170,11 +181,16 @@ class IncidentScheduler:
                 self.suppressed += 1
             return False
         self._last_event_time[event.kind] = event.time
-        self.pending.append(PendingIncident(event, wall_now + self.post_event_seconds))
+        self.pending.append(PendingIncident(
+            event, event.time + self.post_event_seconds,
+            wall_now + self.post_event_seconds + STALLED_CLOCK_WAIT_S))
         return True
 
-    def due(self, wall_now: float, *, everything: bool = False) -> list[PendingIncident]:
-        ready = [p for p in self.pending if everything or p.due_wall <= wall_now]
+    def due(self, now: float, wall_now: float, *, everything: bool = False
+            ) -> list[PendingIncident]:
+        """The incidents to write now (``now``: the node clock; ``wall_now``: monotonic)."""
+        ready = [p for p in self.pending
+                 if everything or p.end_time <= now or p.give_up_wall <= wall_now]
         self.pending = [p for p in self.pending if p not in ready]
         return ready
 

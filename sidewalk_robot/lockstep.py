@@ -27,6 +27,10 @@ participants that do not depend on each other's latest outputs (perception on th
 while the planner plans) run at the same time. A node that never answers fails the run after a
 wall-clock guard with a message naming it and what it was waiting for.
 
+Observers (``lockstep_observers``: an incident recorder) take no steps and delay nothing, but
+the first step waits for their hello too, until each subscribes to and hears every lockstep
+topic it records: what it records then does not depend on how fast it discovered the graph.
+
 Episodes: the owner can start a new episode (a replay's next bag, time jumping back); the nodes
 reset their state, and messages of the old episode still in flight are dropped (``floor``).
 """
@@ -46,9 +50,9 @@ STEP_TOPIC_PREFIX = '/_lockstep/step/'
 """Owner -> participant (``/_lockstep/step/<node name>``): a Step record for each step at which
 that participant has something to do; it is not woken for the others."""
 REPORT_TOPIC = '/_lockstep/report'
-"""Participants -> owner: Hello (until the first step), Done (one per step), Stalled. The
-protocol's topics are hidden (a leading underscore): recorders and ``ros2 topic list`` leave
-them out."""
+"""Participants -> owner: Hello (until the first step; observers' too), Done (one per step),
+Stalled. The protocol's topics are hidden (a leading underscore): recorders and ``ros2 topic
+list`` leave them out."""
 UNCOUNTED_TOPICS = frozenset({'/clock', '/rosout', '/parameter_events', REPORT_TOPIC})
 """Topics outside the protocol: the owner's clock, rclpy's own, and the protocol's (with the
 step topics)."""
@@ -154,6 +158,9 @@ class LockstepOwnerConfig:
         ('',), 'node names that must answer every step (empty entries are ignored)')
     lockstep_timeout: float = describe(60.0, 'wall seconds a step may wait for an answer before '
                                        'the run fails, naming the node', min=1.0)
+    lockstep_observers: tuple[str, ...] = describe(
+        ('',), 'node names that record the run without taking steps (an incident recorder): '
+        'the first step waits until each records every lockstep topic it means to')
 
 
 # ------------------------------------------------------------------------------------ records
@@ -209,6 +216,8 @@ class Hello:
     passive: tuple[str, ...] = ()
     """Topics it reads without being woken: their messages reach it at its next step, each
     at its own release time on its clock (for callbacks that only store what they get)."""
+    records: tuple[str, ...] = ()
+    """An observer's (a recorder that takes no steps): the topics it means to record."""
 
 
 @dataclass(frozen=True)
@@ -279,7 +288,7 @@ def encode_report(report: Report) -> str:
                 'publishers': [e.as_list() for e in report.publishers],
                 'subscriptions': [e.as_list() for e in report.subscriptions],
                 'resettable': report.resettable, 'latency_s': report.latency_s,
-                'passive': list(report.passive)}
+                'passive': list(report.passive), 'records': list(report.records)}
     elif isinstance(report, Done):
         data = {'kind': 'done', 'node': report.node, 'episode': report.episode,
                 'time_ns': report.time_ns, 'batches': [b.as_list() for b in report.batches],
@@ -300,7 +309,8 @@ def decode_report(text: str) -> Report:
                      tuple(Endpoint.from_list(e) for e in data['subscriptions']),
                      bool(data['resettable']),
                      None if data['latency_s'] is None else float(data['latency_s']),
-                     tuple(str(topic) for topic in data.get('passive', ())))
+                     tuple(str(topic) for topic in data.get('passive', ())),
+                     tuple(str(topic) for topic in data.get('records', ())))
     if kind == 'done':
         wake = data['next_wake_ns']
         return Done(str(data['node']), int(data['episode']), int(data['time_ns']),
@@ -509,14 +519,19 @@ class Coordinator:
     """The owner's bookkeeping and scheduler: who is up and connected, what was announced to
     take effect when, and which participant may take which step now (module docstring)."""
 
-    def __init__(self, owner: str, participants: Iterable[str], quantum_ns: int) -> None:
+    def __init__(self, owner: str, participants: Iterable[str], quantum_ns: int,
+                 observers: Iterable[str] = ()) -> None:
         if quantum_ns <= 0:
             raise ValueError(f'the lockstep grid needs a positive quantum, got {quantum_ns}')
         self.owner = owner
         self.quantum_ns = quantum_ns
         self.expected = {name for name in participants if name}
+        self.observers = {name for name in observers if name} - self.expected
+        """Nodes that only record: they take no steps, but the run starts only once they
+        record what they mean to (else a loaded machine decides what an incident holds)."""
         self.left: set[str] = set()
         self.hellos: dict[str, Hello] = {}
+        self.observer_hellos: dict[str, Hello] = {}
         self.episode = 0
         self.samples: list[ComputeSample] = []
         self._readers: dict[str, set[str]] = {}
@@ -559,7 +574,9 @@ class Coordinator:
     # connection ---------------------------------------------------------------------------
 
     def on_report(self, report: Report) -> None:
-        if isinstance(report, Hello):
+        if isinstance(report, Hello) and report.node in self.observers:
+            self.observer_hellos[report.node] = report
+        elif isinstance(report, Hello):
             self.hellos[report.node] = report
             for readers in (*self._readers.values(), *self._woken.values()):
                 readers.discard(report.node)  # a later hello says it all again
@@ -593,13 +610,15 @@ class Coordinator:
         every reader matched with every writer of its topic (and the reverse).
         ``owner_*``: the owner's own endpoints (its data, its inbox, observers)."""
         problems = [f'{name} has not said hello'
-                    for name in sorted(self.expected - set(self.hellos))]
+                    for name in sorted((self.expected - set(self.hellos))
+                                       | (self.observers - set(self.observer_hellos)))]
         if problems:
             return problems
         writers: dict[str, int] = {}
         readers: dict[str, int] = {}
         everyone = [(name, hello.publishers, hello.subscriptions)
-                    for name, hello in sorted(self.hellos.items()) if name in self.expected]
+                    for name, hello in sorted({**self.hellos, **self.observer_hellos}.items())
+                    if name in self.expected or name in self.observers]
         everyone.append((self.owner, tuple(owner_publishers), tuple(owner_subscriptions)))
         for _, publishers, subscriptions in everyone:
             for endpoint in publishers:
@@ -617,6 +636,10 @@ class Coordinator:
                 if endpoint.matched < needed:
                     problems.append(f'{name} reaches {endpoint.matched} of {needed} '
                                     f'subscriptions of {endpoint.topic}')
+        for name, hello in sorted(self.observer_hellos.items()):
+            subscribed = {endpoint.topic for endpoint in hello.subscriptions}
+            problems += [f'{name} does not record {topic} yet'
+                         for topic in sorted(set(hello.records) & set(writers) - subscribed)]
         return problems
 
     def all_resettable(self) -> bool:

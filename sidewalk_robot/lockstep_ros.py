@@ -423,6 +423,38 @@ class LockstepNode(Node):
         return timer
 
 
+# ------------------------------------------------------------------------------------ observer
+
+class LockstepObserver:
+    """A recorder's side (the incident recorder): it takes no steps, but says hello until the
+    run has started, with its subscriptions and the topics it means to record, so that the
+    owner starts only once it records them all (``lockstep_observers`` of the owner)."""
+
+    def __init__(self, node: Node, records: Callable[[], Collection[str]],
+                 subscriptions: Callable[[], Collection[Subscription]]) -> None:
+        self._node = node
+        self._records = records
+        self._subscriptions = subscriptions
+        if not node.get_parameter('use_sim_time').value:  # it tells the start by the clock
+            node.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, True)])
+        self._report_publisher = node.create_publisher(String, REPORT_TOPIC, PROTOCOL_QOS,
+                                                       event_callbacks=QUIET_PUBLICATION)
+        self._timer = node.create_timer(HELLO_PERIOD_S, self._on_wall_tick,
+                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def hello(self) -> Hello:
+        subscriptions = tuple(Endpoint(s.topic_name, '', s.get_publisher_count())
+                              for s in self._subscriptions())
+        return Hello(self._node.get_name(), (), subscriptions, False, None,
+                     records=tuple(sorted(self._records())))
+
+    def _on_wall_tick(self) -> None:
+        if self._node.get_clock().now().nanoseconds > 0:  # the owner's clock runs: started
+            self._timer.cancel()
+            return
+        self._report_publisher.publish(String(data=encode_report(self.hello())))
+
+
 # ------------------------------------------------------------------------------------ owner
 
 class LockstepOwner:
@@ -431,10 +463,11 @@ class LockstepOwner:
     serves the callbacks; the simulator steps from those callbacks (``on_report``)."""
 
     def __init__(self, node: Node, participants: Collection[str], quantum_s: float,
-                 *, name: str | None = None) -> None:
+                 *, name: str | None = None, observers: Collection[str] = ()) -> None:
         self._node = node
         self.name = name or node.get_name()
-        self.coordinator = Coordinator(self.name, participants, round(quantum_s * NS_PER_S))
+        self.coordinator = Coordinator(self.name, participants, round(quantum_s * NS_PER_S),
+                                       observers)
         self.changed = threading.Condition()
         self.on_report: Callable[[], None] | None = None
         """Called (in the executor) after every report and owner input: the simulator steps

@@ -83,7 +83,8 @@ class SimNode(Node):
         self.lockstep: LockstepOwner | None = None
         self._lockstep_timeout = lockstep.lockstep_timeout
         if lockstep.lockstep:
-            self.lockstep = LockstepOwner(self, lockstep.lockstep_participants, self.runner.dt)
+            self.lockstep = LockstepOwner(self, lockstep.lockstep_participants, self.runner.dt,
+                                          observers=lockstep.lockstep_observers)
         # In lockstep every output is lockstep data (counted, reliable), /clock excepted.
         create = self.lockstep.publisher if self.lockstep else self.create_publisher
         self.clock_publisher = self.create_publisher(Clock, '/clock', 10)
@@ -135,7 +136,9 @@ class SimNode(Node):
             f'start {tuple(round(v, 3) for v in world.start_pose)}, '
             f'goal {tuple(round(v, 3) for v in world.goal_pose)}, '
             f'real_time_factor {self.config.real_time_factor}'
-            + (f'; lockstep with {", ".join(sorted(lockstep.lockstep_participants))}'
+            + (f'; lockstep with {", ".join(sorted(self.lockstep.coordinator.expected))}'
+               + (f', observed by {", ".join(sorted(self.lockstep.coordinator.observers))}'
+                  if self.lockstep.coordinator.observers else '')
                if self.lockstep else ''))
 
     # ----------------------------------------------------------------- input

@@ -44,6 +44,7 @@ LOCKSTEP_NODES = ('perception', 'planner', 'safety_monitor', 'health_monitor')
 """The nodes of robot.launch.xml whose outputs decide a mission: they take part in the
 lockstep (with the fault injector when it runs, and the mission supervisor)."""
 SUPERVISOR_NODE = 'mission_supervisor'
+INCIDENT_RECORDER_NODE = 'incident_recorder'
 SETTLE_AFTER_ARRIVAL_S = 1.0
 """Simulated seconds the run goes on after the arrival, to see the robot settle."""
 PROCESS_KILL_DELAY_S = 0.5
@@ -164,11 +165,13 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
     }
     parameters = {node: dict(changes) for node, changes in options.parameters.items()}
     if options.record_incidents:
-        parameters.setdefault('incident_recorder', {}).setdefault(
+        parameters.setdefault(INCIDENT_RECORDER_NODE, {}).setdefault(
             'folder', str(run_dir / 'incidents'))
     links = interposed_links(options.faults)
     if options.lockstep:
-        _add_lockstep_parameters(parameters, options, injector=bool(links))
+        _add_lockstep_parameters(parameters, options, injector=bool(links),
+                                 observers=[INCIDENT_RECORDER_NODE] if options.record_incidents
+                                 else [])
     for node, changes in parameters.items():
         if node == 'fault_injector':
             continue  # its file is written below, with the faults
@@ -191,8 +194,9 @@ def lockstep_participants(injector: bool) -> list[str]:
 
 
 def _add_lockstep_parameters(parameters: dict[str, dict[str, Any]], options: RunOptions,
-                             injector: bool) -> None:
-    """Each participant's lockstep parameters with its declared latency; the simulator's."""
+                             injector: bool, observers: list[str]) -> None:
+    """Each participant's lockstep parameters with its declared latency; the observers'
+    (recorders the first step waits for); the simulator's."""
     latencies = {**DECLARED_LATENCY_S, **dict(options.latencies)}
     participants = lockstep_participants(injector)
     for node in participants:
@@ -200,8 +204,11 @@ def _add_lockstep_parameters(parameters: dict[str, dict[str, Any]], options: Run
             parameters.setdefault(node, {}).update(
                 lockstep=True, lockstep_latency=float(latencies[node]),
                 lockstep_measured_latency=options.measured_latency)
+    for node in observers:
+        parameters.setdefault(node, {})['lockstep'] = True
     parameters.setdefault('sim', {}).update(
         lockstep=True, lockstep_participants=participants,
+        lockstep_observers=observers or [''],
         lockstep_timeout=float(options.lockstep_timeout_s))
 
 

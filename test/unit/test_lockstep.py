@@ -153,6 +153,39 @@ def test_the_owner_starts_only_when_everyone_is_up_and_every_reader_hears_every_
     assert coordinator.all_resettable()
 
 
+def _observer_hello(subscriptions, records) -> Hello:
+    return Hello('recorder', (), tuple(Endpoint(*s) for s in subscriptions), False, None,
+                 records=tuple(records))
+
+
+def test_the_first_step_waits_until_an_observer_records_every_lockstep_topic_it_means_to():
+    coordinator = Coordinator('sim', ['perception'], 10 * MS, observers=['recorder', ''])
+    perception = _hello('perception', [('/grid', 'g_grid', 1)], [('/camera', '', 1)])
+    coordinator.on_report(perception)
+    owner_writers = [Endpoint('/camera', 'g_cam', 1)]
+    assert coordinator.unready(owner_writers) == ['recorder has not said hello']
+    # It has found the camera but not perception's grid yet (nor the rosout it records too,
+    # which no participant counts): the run must not start without the grid.
+    coordinator.on_report(_observer_hello([('/camera', '', 1)], ['/camera', '/grid', '/rosout']))
+    assert coordinator.unready(owner_writers) == [
+        'sim reaches 1 of 2 subscriptions of /camera', 'recorder does not record /grid yet']
+    coordinator.on_report(_hello('perception', [('/grid', 'g_grid', 0)], [('/camera', '', 1)]))
+    coordinator.on_report(_observer_hello([('/camera', '', 1), ('/grid', '', 0)],
+                                          ['/camera', '/grid', '/rosout']))
+    assert coordinator.unready([Endpoint('/camera', 'g_cam', 2)]) == [
+        'perception reaches 0 of 1 subscriptions of /grid',
+        'recorder hears 0 of 1 publishers of /grid']
+    coordinator.on_report(_hello('perception', [('/grid', 'g_grid', 1)], [('/camera', '', 1)]))
+    coordinator.on_report(_observer_hello([('/camera', '', 1), ('/grid', '', 1)],
+                                          ['/camera', '/grid', '/rosout']))
+    assert coordinator.unready([Endpoint('/camera', 'g_cam', 2)]) == []
+    # An observer takes no steps and never holds one up.
+    assert coordinator.expected == {'perception'}
+    coordinator.start_episode(0)
+    coordinator.own_data([Batch('/camera', 'sim', 'g_cam', 1, 0)], 0, None)
+    assert set(coordinator.ready_steps()) == {'perception'}
+
+
 def _replay_stack(quantum_ms: int = 20) -> Coordinator:
     """Perception (camera -> grid, 15 ms), planner (grid, odom -> cmd, 10 ms), monitor
     (cmd, odom -> cmd_vel, which only the owner reads)."""
@@ -388,7 +421,9 @@ def test_records_survive_the_wire():
                    Done('n', 1, 5, (Batch('/a', 'n', 'ff', 3, 10),), None, 0.5, 0.6, True,
                         ('x',)),
                    Done('n', 1, 5, (), 40, 0.0, 0.0, False),
-                   Stalled('n', 1, 5, ('/b from m: 1 of 2 messages',))):
+                   Stalled('n', 1, 5, ('/b from m: 1 of 2 messages',)),
+                   Hello('rec', (), (Endpoint('/a', '', 1),), False, None,
+                         records=('/a', '/b'))):
         assert decode_report(encode_report(report)) == report
 
 

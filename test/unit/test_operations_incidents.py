@@ -11,8 +11,8 @@ import pytest
 from sidewalk_robot.operations.config import IncidentRecorderConfig, OperatorConfig
 from sidewalk_robot.operations.incident_export import (Body, downscale_with_unknown,
                                                        ground_truth_labels, lidar_labels, nearest)
-from sidewalk_robot.operations.incidents import (Event, EventDetector, IncidentScheduler,
-                                                 RingBuffer)
+from sidewalk_robot.operations.incidents import (STALLED_CLOCK_WAIT_S, Event, EventDetector,
+                                                 IncidentScheduler, RingBuffer)
 from sidewalk_robot.operations.promotion import GateLimits, compare_held_out
 from sidewalk_robot.perception.dataset import SHAPE_BOX
 from sidewalk_robot.perception.geometry import CameraModel, GridGeometry
@@ -84,14 +84,27 @@ def test_cooldown_joins_events_and_incidents_are_written_after_the_post_time() -
     event = lambda t: Event('veto', '/s', t, f'at {t}', {})  # noqa: E731
     assert scheduler.on_event(event(10.0), wall_now=100.0)
     assert not scheduler.on_event(event(15.0), wall_now=105.0)
-    assert scheduler.due(102.0) == []
-    (pending,) = scheduler.due(103.0)
-    assert [e.time for e in pending.joined] == [15.0]
+    # The node clock decides (simulated time can run faster or slower than the wall's).
+    assert scheduler.due(12.9, wall_now=120.0) == []
+    (pending,) = scheduler.due(13.0, wall_now=100.5)
+    assert [e.time for e in pending.joined] == [15.0] and pending.end_time == 13.0
     assert not scheduler.on_event(event(39.0), wall_now=130.0) and scheduler.suppressed == 1
     assert scheduler.on_event(event(40.5), wall_now=131.0)
     health = Event('model_health', '/h', 41.0, 'WARN', {})
     assert scheduler.on_event(health, wall_now=132.0)  # another kind: an incident of its own
-    assert len(scheduler.due(0.0, everything=True)) == 2
+    # A clock that stopped (the simulator is gone): written after the wall-clock grace.
+    assert scheduler.due(41.0, wall_now=131.0 + 3.0 + STALLED_CLOCK_WAIT_S - 0.1) == []
+    (stalled,) = scheduler.due(41.0, wall_now=131.0 + 3.0 + STALLED_CLOCK_WAIT_S)
+    assert stalled.event.time == 40.5
+    assert len(scheduler.due(0.0, 0.0, everything=True)) == 1
+
+
+def test_the_window_ends_where_the_incident_does() -> None:
+    buffer = RingBuffer(seconds=20.0, max_bytes=10_000)
+    for index in range(10):
+        buffer.add('/scan', index * NS, bytes(1))
+    assert [t // NS for _, t, _ in buffer.window(3 * NS, 6 * NS)] == [2, 3, 4, 5, 6]
+    assert [t // NS for _, t, _ in buffer.window(3 * NS)][-1] == 9
 
 
 def _camera() -> CameraModel:
