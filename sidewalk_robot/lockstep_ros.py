@@ -254,7 +254,12 @@ class Participant:
         if not self.started:
             self._send(encode_report(self.hello()))
             return
-        self._take_passive()
+        if self._pending:
+            # What the take finds may be the last message a step waits for: the executor
+            # will not be woken for a message taken already, so the step goes on from here.
+            self._try_complete()
+        else:
+            self._take_passive()  # keeps the readers' queues short between steps
         if (self._pending and not self._stall_reported
                 and time.monotonic() - self._pending_since > STALL_REPORT_S):
             step = self._pending[0]

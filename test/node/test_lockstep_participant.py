@@ -7,9 +7,11 @@ import time
 
 from nav_msgs.msg import Odometry
 from rclpy.parameter import Parameter
+from std_msgs.msg import String
 
-from sidewalk_robot.lockstep import NS_PER_S, LockstepConfig
-from sidewalk_robot.lockstep_ros import LockstepOwner, Participant
+from sidewalk_robot.lockstep import NS_PER_S, Batch, LockstepConfig, Step, encode_steps
+from sidewalk_robot.lockstep_ros import (LockstepOwner, Participant, _own_writer_gid,
+                                         lockstep_publication_qos)
 from sidewalk_robot.ros_common import SENSOR_QOS, seconds_to_stamp, stamp_to_seconds
 
 QUANTUM_S = 0.01
@@ -77,3 +79,44 @@ def test_passive_messages_wait_in_the_reader_for_the_step_that_takes_them(make_n
     # executor was not woken for them.
     assert executor_calls == []
     assert not participant._passive_group.watched  # nothing waits: the reader is not watched
+
+
+def test_a_step_goes_on_when_the_wall_tick_takes_its_last_passive_message(make_node) -> None:
+    """The wall tick also takes what passive readers hold; when that is the message a step
+    waits for, the executor is never woken for it, so the tick must complete the step (a
+    cold-started scenario once waited 60 s for a /diagnostics message in the health monitor's
+    inbox)."""
+    writer = make_node('passive_writer')
+    listener = make_node('tick_listener',
+                         parameter_overrides=[Parameter('use_sim_time', value=True)])
+    odometry = writer.create_publisher(Odometry, 'odom', lockstep_publication_qos(SENSOR_QOS))
+    participant = Participant(listener, LockstepConfig(lockstep=True))
+    stored: list[float] = []
+    subscription = participant.subscription(
+        Odometry, 'odom', lambda message: stored.append(stamp_to_seconds(message.header.stamp)),
+        wakes=False)
+    ticks: list[int] = []
+    participant.timer(TIMER_PERIOD_S,
+                      lambda: ticks.append(listener.get_clock().now().nanoseconds))
+    deadline = time.monotonic() + 10.0
+    while subscription.get_publisher_count() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gid = _own_writer_gid(writer, odometry)
+    quantum_ns, start_ns = round(QUANTUM_S * NS_PER_S), NS_PER_S
+    step_ns = start_ns + round(TIMER_PERIOD_S * NS_PER_S)  # the timer's first step
+    participant._on_step(String(data=encode_steps([Step(1, start_ns, quantum_ns, ())])))
+    assert participant.started and not participant._pending
+    ticks.clear()
+    # Nothing spins the listener: its step record comes first, the message after it.
+    participant._on_step(String(data=encode_steps([Step(
+        1, step_ns, quantum_ns,
+        (Batch(subscription.topic_name, 'passive_writer', gid, 1, step_ns),),
+        {gid: 'passive_writer'})])))
+    assert participant._pending and ticks == []  # it waits for the odometry
+    message = Odometry()
+    message.header.stamp = seconds_to_stamp(1.5)
+    odometry.publish(message)
+    time.sleep(1.0)  # in the listener's reader by now
+    participant._on_wall_tick()
+    assert stored == [1.5]
+    assert not participant._pending and ticks == [step_ns]
