@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+CRASH_TRACEBACKS = {'PYTHONFAULTHANDLER': '1'}
+"""A node that dies of a signal (a segfault in a native library) writes every thread's
+Python stack into its log: otherwise the log ends at its last line, with no hint where."""
+
 
 @dataclass
 class StartedProcess:
@@ -67,7 +71,8 @@ class ProcessSupervisor:
             log.flush()
             popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
-                                     env={**self._environment, **(extra_environment or {})},
+                                     env={**self._environment, **CRASH_TRACEBACKS,
+                                          **(extra_environment or {})},
                                      cwd=self._working_directory, start_new_session=True)
         process = StartedProcess(label, command, popen, log_path)
         self._processes[label] = process

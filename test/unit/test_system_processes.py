@@ -88,3 +88,15 @@ def test_labels_are_unique(tmp_path: Path) -> None:
         supervisor.start('one', SLEEPER)
         with pytest.raises(ValueError, match='already'):
             supervisor.start('one', SLEEPER)
+
+
+def test_a_node_killed_by_a_signal_leaves_its_python_stack_in_its_log(tmp_path: Path) -> None:
+    segfault = [sys.executable, '-c',
+                'import os, signal\ndef where_it_died():\n    os.kill(os.getpid(), signal.SIGSEGV)\n'
+                'where_it_died()']
+    with ProcessSupervisor(tmp_path / 'logs', dict(os.environ)) as supervisor:
+        crashed = supervisor.start('crashed', segfault)
+        assert wait_for(lambda: not crashed.alive())
+        assert supervisor.unexpected_exits() == {'crashed': -11}
+        assert 'Fatal Python error: Segmentation fault' in crashed.log_tail()
+        assert 'where_it_died' in crashed.log_tail()
