@@ -104,6 +104,11 @@ class CountedPublisher(Publisher):
         self.sent += 1
 
 
+def reader_endpoints(subscriptions: Collection[Subscription]) -> list[Endpoint]:
+    """How matched each subscription is, for a hello or the owner's own check."""
+    return [Endpoint(s.topic_name, '', s.get_publisher_count()) for s in subscriptions]
+
+
 def _own_writer_gid(node: Node, publisher: Publisher) -> str:
     """The gid of ``publisher``'s writer, from the graph (rclpy does not expose it)."""
     mine = [info for info in node.get_publishers_info_by_topic(publisher.topic_name)
@@ -242,10 +247,7 @@ class Participant:
                       for p, gid in self._writer_gids()]
         publishers.append(Endpoint(REPORT_TOPIC, '',
                                    self._report_publisher.get_subscription_count()))
-        subscriptions = [Endpoint(s.topic_name, '', s.get_publisher_count())
-                         for s in self._subscriptions]
-        subscriptions.append(Endpoint(self._step_subscription.topic_name, '',
-                                      self._step_subscription.get_publisher_count()))
+        subscriptions = reader_endpoints([*self._subscriptions, self._step_subscription])
         latency = None if self.config.lockstep_measured_latency else self.config.lockstep_latency
         return Hello(self.name, tuple(publishers), tuple(subscriptions), self._reset is not None,
                      latency, tuple(sorted(self._passive)))
@@ -448,10 +450,8 @@ class LockstepObserver:
                                          clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def hello(self) -> Hello:
-        subscriptions = tuple(Endpoint(s.topic_name, '', s.get_publisher_count())
-                              for s in self._subscriptions())
-        return Hello(self._node.get_name(), (), subscriptions, False, None,
-                     records=tuple(sorted(self._records())))
+        return Hello(self._node.get_name(), (), tuple(reader_endpoints(self._subscriptions())),
+                     False, None, records=tuple(sorted(self._records())))
 
     def _on_wall_tick(self) -> None:
         if self._node.get_clock().now().nanoseconds > 0:  # the owner's clock runs: started
@@ -553,8 +553,7 @@ class LockstepOwner:
                           for p, gid in writers]
             publishers += [Endpoint(p.topic_name, '', p.get_subscription_count())
                            for p in self._step_publishers.values()]
-            subscriptions = [Endpoint(s.topic_name, '', s.get_publisher_count())
-                             for s in self._inbox_subscriptions]
+            subscriptions = reader_endpoints(self._inbox_subscriptions)
             return self.coordinator.unready(publishers, subscriptions)
 
     def wait_until_ready(self, timeout_s: float, stop: threading.Event | None = None,
