@@ -61,8 +61,26 @@ class _Level:
                           np.searchsorted(self.y_edges, y, side='right')]
 
 
+@dataclass(frozen=True)
+class _Attitude:
+    """What stays the same while a camera only moves and turns about the vertical, as a
+    robot on flat ground does: per plane, each pixel's ray parameter (its z-depth) and where
+    it meets the plane relative to the camera, horizontally, at the first pose seen."""
+    rotation: np.ndarray
+    """Camera to world rotation at that first pose."""
+    eye_height: float
+    pixels: np.ndarray
+    """Flat indices of the pixels whose ray goes down."""
+    planes: tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, ...]
+    """Per level: (depth, x offset, y offset) of those pixels; None for a plane at or above
+    the camera (it sees none of its top faces)."""
+
+
 class GroundRenderer:
     """Top faces of flat ground boxes, as seen by a pinhole camera."""
+
+    _ATTITUDE_TOLERANCE = 1e-9
+    _ATTITUDES_KEPT = 4
 
     def __init__(self, bodies: list[StaticBody], width: int, height: int,
                  focal_length: float) -> None:
@@ -75,6 +93,7 @@ class GroundRenderer:
                               axis=-1).reshape(-1, 3).astype(np.float32)
         self._shape = (height, width)
         self._levels = self._build_levels(bodies)
+        self._attitudes: list[_Attitude] = []
 
     @staticmethod
     def _build_levels(bodies: list[StaticBody]) -> list[_Level]:
@@ -91,26 +110,64 @@ class GroundRenderer:
             levels.append(_Level(height, [(i, *_outline(bodies[i])) for i in members]))
         return levels
 
-    def render(self, camera_to_world: np.ndarray) -> GroundImage:
-        rotation = camera_to_world[:3, :3].astype(np.float32)
-        eye = camera_to_world[:3, 3].astype(np.float32)
-        rays = self._rays
+    def _attitude(self, rotation: np.ndarray, eye_height: float) -> _Attitude:
+        """The cached attitude this pose shares (same tilt and height: it differs only by a
+        turn about the vertical), or a new one computed from this pose."""
+        for attitude in self._attitudes:
+            if (abs(attitude.eye_height - eye_height) <= self._ATTITUDE_TOLERANCE
+                    and np.allclose(attitude.rotation[2], rotation[2], rtol=0.0,
+                                    atol=self._ATTITUDE_TOLERANCE)):
+                return attitude
+        rays, turn = self._rays, rotation.astype(np.float32)
         # Element-wise rather than a BLAS matmul: no thread start-up for a 3x3 rotation.
-        directions = (rays[:, :1] * rotation[:, 0] + rays[:, 1:2] * rotation[:, 1]
-                      + rays[:, 2:] * rotation[:, 2])
-        best_depth = np.full(len(directions), np.inf, dtype=np.float32)
-        best_index = np.zeros(len(directions), dtype=np.int32)
+        directions = (rays[:, :1] * turn[:, 0] + rays[:, 1:2] * turn[:, 1]
+                      + rays[:, 2:] * turn[:, 2])
         pixels = np.flatnonzero(directions[:, 2] < -1e-6)
-        remaining = directions[pixels]
+        down = directions[pixels]
+        planes = []
         for level in self._levels:
-            if eye[2] <= level.height or not len(pixels):
-                continue  # a camera below a plane sees none of its top faces
-            t = (level.height - eye[2]) / remaining[:, 2]
-            index = level.lookup(eye[0] + t * remaining[:, 0], eye[1] + t * remaining[:, 1])
-            hit = index >= 0
-            best_depth[pixels[hit]] = t[hit]
-            best_index[pixels[hit]] = index[hit]
-            pixels, remaining = pixels[~hit], remaining[~hit]
+            if eye_height <= level.height:
+                planes.append(None)
+                continue
+            depth = (level.height - np.float32(eye_height)) / down[:, 2]
+            planes.append((depth, depth * down[:, 0], depth * down[:, 1]))
+        attitude = _Attitude(rotation.copy(), eye_height, pixels, tuple(planes))
+        self._attitudes = [attitude, *self._attitudes][:self._ATTITUDES_KEPT]
+        return attitude
+
+    def render(self, camera_to_world: np.ndarray) -> GroundImage:
+        rotation, eye = camera_to_world[:3, :3], camera_to_world[:3, 3]
+        attitude = self._attitude(rotation, float(eye[2]))
+        # This pose is the attitude's first one turned about the vertical by (c, s).
+        turn = rotation @ attitude.rotation.T
+        c, s = np.float32(turn[0, 0]), np.float32(turn[1, 0])
+        eye_x, eye_y = np.float32(eye[0]), np.float32(eye[1])
+        count = len(attitude.pixels)
+        depth = np.full(count, np.inf, dtype=np.float32)
+        index = np.zeros(count, dtype=np.int32)
+        todo: np.ndarray | None = None  # None: every downward pixel is still unanswered
+        for level, plane in zip(self._levels, attitude.planes):
+            if plane is None:
+                continue
+            if todo is not None and not len(todo):
+                break
+            plane_depth, offset_x, offset_y = plane if todo is None else (
+                plane[0][todo], plane[1][todo], plane[2][todo])
+            found = level.lookup(eye_x + c * offset_x - s * offset_y,
+                                 eye_y + s * offset_x + c * offset_y)
+            hit = found >= 0
+            if todo is None:
+                depth = np.where(hit, plane_depth, depth)
+                index = np.where(hit, found, index)
+                todo = np.flatnonzero(~hit)
+            else:
+                depth[todo[hit]] = plane_depth[hit]
+                index[todo[hit]] = found[hit]
+                todo = todo[~hit]
+        best_depth = np.full(self._shape[0] * self._shape[1], np.inf, dtype=np.float32)
+        best_index = np.zeros(len(best_depth), dtype=np.int32)
+        best_depth[attitude.pixels] = depth
+        best_index[attitude.pixels] = index
         return GroundImage(hit=np.isfinite(best_depth).reshape(self._shape),
                            depth=best_depth.reshape(self._shape),
                            color_index=best_index.reshape(self._shape))

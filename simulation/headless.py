@@ -523,7 +523,8 @@ class HeadlessSimulator:
         hit = segmentation >= 0
         background = len(self._scene.semantic_of) - 1
         semantic = self._scene.semantic_of[np.where(hit, segmentation, background)]
-        rgb = np.asarray(rgba, dtype=np.uint8).reshape(*shape, 4)[:, :, :3].copy()
+        # Whole RGBA pixels as one 32-bit word each: one select per pixel instead of three.
+        pixels = np.array(rgba, dtype=np.uint8).reshape(-1).view(np.uint32).reshape(shape)
         near, far = np.float32(camera.near), np.float32(camera.far)
         depth_buffer = np.asarray(depth_buffer, dtype=np.float32).reshape(shape)
         depth = far * near / (far - (far - near) * depth_buffer)
@@ -534,13 +535,14 @@ class HeadlessSimulator:
             sun = -np.asarray(style.light_direction, dtype=float)
             shade = style.ambient + style.diffuse * max(0.0, sun[2] / (np.linalg.norm(sun) or 1.0))
             palette = np.clip(self._scene.ground_colors * shade * 255.0, 0, 255).astype(np.uint8)
-            # Full-image np.where is cheaper than boolean-mask assignment of most pixels.
-            rgb = np.where(in_front[:, :, None], palette[ground.color_index], rgb)
+            pixels = np.where(in_front, _packed(palette)[ground.color_index], pixels)
             semantic = np.where(in_front, self._scene.ground_semantics[ground.color_index],
                                 semantic)
             depth = np.where(in_front, ground.depth, depth)
             hit |= in_front
-        rgb[~hit] = np.round(np.asarray(style.sky) * 255.0).astype(np.uint8)
+        sky = np.round(np.asarray(style.sky) * 255.0).astype(np.uint8)
+        pixels[~hit] = _packed(sky[None])[0]
+        rgb = pixels.view(np.uint8).reshape(*shape, 4)[:, :, :3].copy()
         if style.brightness != 1.0:
             gain = np.clip(np.arange(256) * style.brightness, 0, 255).astype(np.uint8)
             rgb = gain[rgb]
@@ -587,6 +589,14 @@ class HeadlessSimulator:
         ranges[finite & (ranges < lidar.range_min)] = -np.inf
         ranges[finite & (ranges > lidar.range_max)] = np.inf
         return ranges.astype(np.float32)
+
+
+def _packed(colors: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 RGB -> (N,) uint32 RGBA words (opaque), as the renderer's pixels lie in
+    memory."""
+    rgba = np.empty((len(colors), 4), dtype=np.uint8)
+    rgba[:, :3], rgba[:, 3] = colors, 255
+    return rgba.reshape(-1).view(np.uint32)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from visualization_msgs.msg import MarkerArray
 from sidewalk_robot.perception.config import PerceptionConfig
 from sidewalk_robot.perception.model import InputSpec, SegmentationNet
 from sidewalk_robot.perception.model_io import read_card, save_model
-from sidewalk_robot.perception.perception_node import PerceptionNode
+from sidewalk_robot.perception.perception_node import CellMarkers, PerceptionNode
 from sidewalk_robot.perception.training import ARCHITECTURES
 from sidewalk_robot.ros_common import COMMAND_QOS, SENSOR_QOS, array_to_image, seconds_to_stamp
 from helpers.images import street_image
@@ -162,6 +163,27 @@ def test_grids_markers_and_diagnostics_for_a_good_image(perception, camera, tiny
     assert camera.spin_until([camera.node, node], lambda: camera.received.last_status() is not None
                              and camera.received.last_status()[2]['model_version'] == 'node-test', 5.0)
     assert camera.received.last_status()[2]['intrinsics_source'] == 'parameters'
+
+
+def test_markers_are_the_cells_at_or_above_the_threshold_as_opaque_as_they_are_likely() -> None:
+    grid = PerceptionConfig().grid()
+    rng = np.random.default_rng(3)
+    obstacle = rng.uniform(0.0, 1.0, (grid.height, grid.width)).astype(np.float32)
+    obstacle[rng.uniform(size=obstacle.shape) < 0.1] = np.nan  # unknown: never a cube
+    pedestrian = np.zeros_like(obstacle)
+    pedestrian[10, 20] = 0.5
+    result = SimpleNamespace(grids=SimpleNamespace(obstacle=obstacle, pedestrian=pedestrian))
+    message = CellMarkers(grid, 0.5).message(result, 'base_link', seconds_to_stamp(1.5))
+    centres = grid.cell_centres()
+    for marker, probability in zip(message.markers, (obstacle, pedestrian)):
+        rows, columns = np.nonzero(np.nan_to_num(probability, nan=0.0) >= 0.5)
+        assert marker.header.frame_id == 'base_link' and marker.header.stamp.sec == 1
+        assert [(p.x, p.y) for p in marker.points] == [tuple(centres[r, c])
+                                                       for r, c in zip(rows, columns)]
+        np.testing.assert_allclose([color.a for color in marker.colors],
+                                   probability[rows, columns], atol=0.5 / 255 + 1e-6)
+    assert [m.ns for m in message.markers] == ['obstacles', 'pedestrians']
+    assert len(message.markers[1].points) == 1
 
 
 def test_wrong_encoding_gives_unknown_grid_and_error_then_recovers(perception, camera,
