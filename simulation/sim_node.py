@@ -224,8 +224,14 @@ class SimNode(Node):
             now_ns = self._time_ns()
             if self.lockstep.safe_until() < now_ns or self.lockstep.deliver_due(now_ns):
                 return
-            self.publish(self.runner.step())
+            output = self.runner.step()
+            self.publish(output, ground_truth=False)
             self._data_out()
+            if output.ground_truth:
+                # Once the step's sensors are announced, so that perception's step does not
+                # wait for it: only the mission supervisor reads ground truth, by its stamps,
+                # and gets it with the next step.
+                self._publish_ground_truth(seconds_to_stamp(output.time))
             self._last_progress = time.monotonic()
 
     def _data_out(self) -> None:
@@ -240,7 +246,9 @@ class SimNode(Node):
             self._next_onlooker_ns = now_ns + round(ONLOOKER_CLOCK_PERIOD_S * NS_PER_S)
         self.lockstep.dispatch()
 
-    def publish(self, output: StepOutput) -> None:
+    def publish(self, output: StepOutput, ground_truth: bool = True) -> None:
+        """The step's messages; ``ground_truth`` False leaves its ground truth poses and
+        obstacles to the caller (the contacts still go out)."""
         stamp = seconds_to_stamp(output.time)
         if output.clock and self.lockstep is None:
             self.clock_publisher.publish(Clock(clock=stamp))
@@ -257,7 +265,7 @@ class SimNode(Node):
             self.tf_publisher.publish(TFMessage(transforms=[odometry_transform(odometry)]))
         if output.imu is not None:
             self.imu_publisher.publish(self._imu_message(output, stamp))
-        if output.ground_truth:
+        if output.ground_truth and ground_truth:
             self._publish_ground_truth(stamp)
         if output.contacts:
             self.contact_count += 1
