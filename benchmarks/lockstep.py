@@ -5,13 +5,15 @@
 - replay: ``sidewalk-robot replay`` of all test bags in lockstep, one stack for the batch:
   per bag its playback (recorded s per wall s), the whole batch with the nodes' start-up, and
   the replay against reading the bag alone;
-- scenario: one scenario of the suite in lockstep: its mission (simulated s per wall s) and
-  the whole run with the start-up.
+- scenario: one scenario of the suite in lockstep, three times: its mission (simulated s per
+  wall s) and the whole run with the start-up, each run and their medians (a shared machine's
+  speed moves by 10-20 % from one minute to the next).
 
 The figures depend on the machine and on what else runs on it (the load average is printed);
 the outcomes do not (test/system/test_lockstep_reproducible.py).
 
-    .venv/bin/python benchmarks/lockstep.py [--scenario pole_in_path] [--no-scenario]
+    .venv/bin/python benchmarks/lockstep.py [--scenario pole_in_path] [--scenario-runs 3]
+                                            [--no-scenario]
 """
 from __future__ import annotations
 
@@ -84,6 +86,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--scenario', default='pole_in_path', help='scenario to time')
     parser.add_argument('--no-scenario', action='store_true', help='time the replays only')
+    parser.add_argument('--scenario-runs', type=int, default=3,
+                        help='runs of the scenario; the median ratio is reported')
     arguments = parser.parse_args()
     print(f'load average at start: {" ".join(f"{v:.2f}" for v in os.getloadavg())} '
           f'on {os.cpu_count()} CPUs')
@@ -114,12 +118,17 @@ def main() -> int:
                                 for node, c in figures['compute'].items())
             print(f'  {bag}: {figures["steps"]} owner steps; {compute}')
         if not arguments.no_scenario:
-            mission, mission_wall, run_wall = scenario_run(arguments.scenario,
-                                                           scratch_path / 'scenarios')
-            print(f'\nscenario {arguments.scenario} in lockstep: {mission:.1f} s simulated in '
-                  f'{mission_wall:.1f} s wall = {mission / mission_wall:.2f}x real time '
-                  f'(wall/sim {mission_wall / mission:.2f}); with start-up {run_wall:.1f} s = '
-                  f'{mission / run_wall:.2f}x')
+            runs = [scenario_run(arguments.scenario, scratch_path / 'scenarios')
+                    for _ in range(arguments.scenario_runs)]
+            print(f'\nscenario {arguments.scenario} in lockstep, {len(runs)} runs '
+                  f'(the outcome is the same every run; the wall time follows the machine):')
+            for mission, mission_wall, run_wall in runs:
+                print(f'  {mission:.1f} s simulated in {mission_wall:.1f} s wall = '
+                      f'{mission / mission_wall:.2f}x real time (wall/sim '
+                      f'{mission_wall / mission:.2f}); with start-up {run_wall:.1f} s = '
+                      f'{mission / run_wall:.2f}x')
+            print(f'median: {statistics.median(m / w for m, w, _ in runs):.2f}x real time, '
+                  f'{statistics.median(m / r for m, _, r in runs):.2f}x with start-up')
     print(f'load average at end: {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
     return 0
 
