@@ -5,15 +5,16 @@
 - replay: ``sidewalk-robot replay`` of all test bags in lockstep, one stack for the batch:
   per bag its playback (recorded s per wall s), the whole batch with the nodes' start-up, and
   the replay against reading the bag alone;
-- scenario: one scenario of the suite in lockstep, three times: its mission (simulated s per
-  wall s) and the whole run with the start-up, each run and their medians (a shared machine's
-  speed moves by 10-20 % from one minute to the next).
+- scenario: one scenario of the suite in lockstep as ``sidewalk-robot scenarios`` runs it (the
+  evidence ring buffer included, ``--keep-last 0`` without), three times: its mission
+  (simulated s per wall s) and the whole run with the start-up, each run and their medians (a
+  shared machine's speed moves by 10-20 % from one minute to the next).
 
 The figures depend on the machine and on what else runs on it (the load average is printed);
 the outcomes do not (test/system/test_lockstep_reproducible.py).
 
     .venv/bin/python benchmarks/lockstep.py [--scenario pole_in_path] [--scenario-runs 3]
-                                            [--no-scenario]
+                                            [--keep-last S] [--no-scenario]
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from sidewalk_robot.replay.bag_io import iter_messages, open_reader
+from sidewalk_robot.system.evidence import DEFAULT_KEEP_LAST_S
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_BAGS = sorted(p for p in (REPO / 'test' / 'data').iterdir()
@@ -67,14 +69,16 @@ def replay_batch(output: Path) -> tuple[float, dict[str, dict]]:
                   for bag in TEST_BAGS}
 
 
-def scenario_run(name: str, output: Path) -> tuple[float, float, float]:
-    """(mission simulated s, mission wall s, run wall s) of one lockstep scenario run."""
+def scenario_run(name: str, output: Path, keep_last_s: float) -> tuple[float, float, float]:
+    """(mission simulated s, mission wall s, run wall s) of one lockstep scenario run, with the
+    evidence ring buffer of ``keep_last_s`` simulated seconds (0: none)."""
     from sidewalk_robot.system.runner import RunOptions, new_run_directory, run_mission
     from sidewalk_robot.system.scenarios import load_suite
     from sidewalk_robot.system.suite import scenario_options
 
     (scenario,) = load_suite(None, [name])
     options = scenario_options(scenario, RunOptions(lockstep=True, record_bag=False,
+                                                    keep_last_s=keep_last_s,
                                                     write_report=False))
     result = run_mission(options, new_run_directory(output, name))
     if result.summary is None or result.mission_wall_time_s is None:
@@ -88,6 +92,9 @@ def main() -> int:
     parser.add_argument('--no-scenario', action='store_true', help='time the replays only')
     parser.add_argument('--scenario-runs', type=int, default=3,
                         help='runs of the scenario; the median ratio is reported')
+    parser.add_argument('--keep-last', type=float, default=DEFAULT_KEEP_LAST_S, metavar='S',
+                        help='evidence ring buffer of the scenario runs, as `sidewalk-robot '
+                             'scenarios --keep-last` (default: its default; 0: none)')
     arguments = parser.parse_args()
     print(f'load average at start: {" ".join(f"{v:.2f}" for v in os.getloadavg())} '
           f'on {os.cpu_count()} CPUs')
@@ -118,10 +125,11 @@ def main() -> int:
                                 for node, c in figures['compute'].items())
             print(f'  {bag}: {figures["steps"]} owner steps; {compute}')
         if not arguments.no_scenario:
-            runs = [scenario_run(arguments.scenario, scratch_path / 'scenarios')
-                    for _ in range(arguments.scenario_runs)]
-            print(f'\nscenario {arguments.scenario} in lockstep, {len(runs)} runs '
-                  f'(the outcome is the same every run; the wall time follows the machine):')
+            runs = [scenario_run(arguments.scenario, scratch_path / 'scenarios',
+                                 arguments.keep_last) for _ in range(arguments.scenario_runs)]
+            print(f'\nscenario {arguments.scenario} in lockstep, {len(runs)} runs, evidence '
+                  f'ring buffer {arguments.keep_last:g} s (the outcome is the same every run; '
+                  f'the wall time follows the machine):')
             for mission, mission_wall, run_wall in runs:
                 print(f'  {mission:.1f} s simulated in {mission_wall:.1f} s wall = '
                       f'{mission / mission_wall:.2f}x real time (wall/sim '
