@@ -8,7 +8,8 @@
 - scenario: one scenario of the suite in lockstep as ``sidewalk-robot scenarios`` runs it (the
   evidence ring buffer included, ``--keep-last 0`` without), three times: its mission
   (simulated s per wall s) and the whole run with the start-up, each run and their medians (a
-  shared machine's speed moves by 10-20 % from one minute to the next).
+  shared machine's speed moves by 10-20 % from one minute to the next), and each run's median
+  CPU time per busy step of the nodes between an image and /cmd_vel (its lockstep.json).
 
 The figures depend on the machine and on what else runs on it (the load average is printed);
 the outcomes do not (test/system/test_lockstep_reproducible.py).
@@ -69,9 +70,12 @@ def replay_batch(output: Path) -> tuple[float, dict[str, dict]]:
                   for bag in TEST_BAGS}
 
 
-def scenario_run(name: str, output: Path, keep_last_s: float) -> tuple[float, float, float]:
-    """(mission simulated s, mission wall s, run wall s) of one lockstep scenario run, with the
-    evidence ring buffer of ``keep_last_s`` simulated seconds (0: none)."""
+def scenario_run(name: str, output: Path, keep_last_s: float
+                 ) -> tuple[float, float, float, dict[str, dict]]:
+    """(mission simulated s, mission wall s, run wall s, each node's compute figures) of one
+    lockstep scenario run, with the evidence ring buffer of ``keep_last_s`` simulated seconds
+    (0: none)."""
+    from sidewalk_robot.lockstep import LOCKSTEP_SUMMARY_FILE
     from sidewalk_robot.system.runner import RunOptions, new_run_directory, run_mission
     from sidewalk_robot.system.scenarios import load_suite
     from sidewalk_robot.system.suite import scenario_options
@@ -80,10 +84,13 @@ def scenario_run(name: str, output: Path, keep_last_s: float) -> tuple[float, fl
     options = scenario_options(scenario, RunOptions(lockstep=True, record_bag=False,
                                                     keep_last_s=keep_last_s,
                                                     write_report=False))
-    result = run_mission(options, new_run_directory(output, name))
+    run_dir = new_run_directory(output, name)
+    result = run_mission(options, run_dir)
     if result.summary is None or result.mission_wall_time_s is None:
         raise RuntimeError(f'scenario {name} did not run: {result.error}')
-    return result.summary.mission_time_s, result.mission_wall_time_s, result.wall_time_s
+    compute = json.loads((run_dir / LOCKSTEP_SUMMARY_FILE).read_text(encoding='utf-8'))
+    return (result.summary.mission_time_s, result.mission_wall_time_s, result.wall_time_s,
+            compute['compute'])
 
 
 def main() -> int:
@@ -130,13 +137,17 @@ def main() -> int:
             print(f'\nscenario {arguments.scenario} in lockstep, {len(runs)} runs, evidence '
                   f'ring buffer {arguments.keep_last:g} s (the outcome is the same every run; '
                   f'the wall time follows the machine):')
-            for mission, mission_wall, run_wall in runs:
+            for mission, mission_wall, run_wall, compute in runs:
                 print(f'  {mission:.1f} s simulated in {mission_wall:.1f} s wall = '
                       f'{mission / mission_wall:.2f}x real time (wall/sim '
                       f'{mission_wall / mission:.2f}); with start-up {run_wall:.1f} s = '
                       f'{mission / run_wall:.2f}x')
-            print(f'median: {statistics.median(m / w for m, w, _ in runs):.2f}x real time, '
-                  f'{statistics.median(m / r for m, _, r in runs):.2f}x with start-up')
+                # What each image costs on its way to /cmd_vel, on this machine at that minute.
+                print('    CPU per busy step, median: ' + ', '.join(
+                    f'{node} {compute[node]["compute_median_ms"]:.1f} ms'
+                    for node in ('perception', 'planner', 'safety_monitor') if node in compute))
+            print(f'median: {statistics.median(m / w for m, w, _, _ in runs):.2f}x real time, '
+                  f'{statistics.median(m / r for m, _, r, _ in runs):.2f}x with start-up')
     print(f'load average at end: {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
     return 0
 

@@ -420,20 +420,19 @@ def _bag_messages(bag: Path, inspection: BagInspection) -> Iterator[Iterator[tup
 def _evaluate_lockstep_bag(bag: Path, inspection: BagInspection, report_dir: Path, log,
                            samples, statistics, session, criteria: ReplayCriteria,
                            names: Sequence[str]) -> BagOutcome:
-    from sidewalk_robot.lockstep import slow_node_notes
+    from sidewalk_robot.lockstep import (COMPUTE_TIMES_FILE, LOCKSTEP_SUMMARY_FILE,
+                                         compute_sample_lines, slow_node_notes)
 
     died = {name: code for name, code in session.stack.dead().items() if name in names}
     (report_dir / 'playback.json').write_text(json.dumps(log.to_json()), encoding='utf-8')
-    (report_dir / 'lockstep.json').write_text(json.dumps({
+    (report_dir / LOCKSTEP_SUMMARY_FILE).write_text(json.dumps({
         'declared_latency_s': {name: session.latencies[name] for name in names},
         'measured_latency': session.options.measured_latency,
         'grid_s': session.options.clock_period_s,
         'steps': len(log.clock), 'episode': session.episodes,
         'wall_s': round(log.wall_duration_s, 3),
         'compute': statistics}, indent=2), encoding='utf-8')
-    with (report_dir / 'compute_times.jsonl').open('w', encoding='utf-8') as stream:
-        for sample in samples:
-            stream.write(json.dumps(sample.as_json()) + '\n')
+    (report_dir / COMPUTE_TIMES_FILE).write_text(compute_sample_lines(samples), encoding='utf-8')
     record = load_record(bag, report_dir / 'outputs', log, criteria)
     record.notes += inspection.warnings + slow_node_notes(statistics)
     for name, code in died.items():

@@ -41,6 +41,7 @@ import json
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sidewalk_robot.config import describe
 
@@ -161,6 +162,9 @@ class LockstepOwnerConfig:
     lockstep_observers: tuple[str, ...] = describe(
         ('',), 'node names that record the run without taking steps (an incident recorder): '
         'the first step waits until each records every lockstep topic it means to')
+    lockstep_compute_log: str = describe(
+        '', 'file that gets each participant\'s compute time for every busy step, as JSON '
+        'lines (compute_times.jsonl), written as the run goes; empty: none')
 
 
 # ------------------------------------------------------------------------------------ records
@@ -513,6 +517,38 @@ class ComputeSample:
         return {'node': self.node, 'time_s': self.time_ns / NS_PER_S,
                 'compute_ms': round(self.compute_s * 1e3, 3),
                 'wall_ms': round(self.wall_s * 1e3, 3)}
+
+    @staticmethod
+    def from_json(values: Mapping[str, object]) -> ComputeSample:
+        return ComputeSample(str(values['node']), round(float(values['time_s']) * NS_PER_S),
+                             float(values['compute_ms']) * 1e-3, float(values['wall_ms']) * 1e-3)
+
+
+COMPUTE_TIMES_FILE = 'compute_times.jsonl'
+"""A run's (a replayed bag's, a scenario's) busy steps of every node, a JSON line each."""
+LOCKSTEP_SUMMARY_FILE = 'lockstep.json'
+"""A run's declared latencies and each node's compute time statistics."""
+
+
+def compute_sample_lines(samples: Iterable[ComputeSample]) -> str:
+    """``compute_times.jsonl`` text: a JSON line per busy step (ComputeSample.as_json)."""
+    return ''.join(json.dumps(sample.as_json()) + '\n' for sample in samples)
+
+
+def read_compute_samples(path: Path) -> list[ComputeSample]:
+    """The samples of a ``compute_times.jsonl``. A last line without its newline is left out
+    (the writer was stopped while writing it); ValueError naming the file and line for any
+    other line that is not a sample."""
+    samples = []
+    text = path.read_text(encoding='utf-8')
+    complete = text if text.endswith('\n') else text[:text.rfind('\n') + 1]
+    for number, line in enumerate(complete.splitlines(), start=1):
+        try:
+            samples.append(ComputeSample.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f'{path}, line {number}: not a compute sample ({error}): '
+                             f'{line[:80]!r}') from None
+    return samples
 
 
 class Coordinator:

@@ -29,10 +29,11 @@ from rclpy.time import Time
 from std_msgs.msg import String
 
 from sidewalk_robot.lockstep import (NS_PER_S, PUBLICATION_DEPTH, REPORT_TOPIC,
-                                     SUBSCRIPTION_DEPTH, Batch, Coordinator, Done, Endpoint,
-                                     Hello, Inbox, LockstepConfig, LockstepError, Stalled, Step,
-                                     TimerSchedule, counted, decode_report, decode_steps,
-                                     encode_report, encode_steps, release_time, step_topic)
+                                     SUBSCRIPTION_DEPTH, Batch, ComputeSample, Coordinator,
+                                     Done, Endpoint, Hello, Inbox, LockstepConfig, LockstepError,
+                                     Stalled, Step, TimerSchedule, counted, decode_report,
+                                     decode_steps, encode_report, encode_steps, release_time,
+                                     step_topic)
 from sidewalk_robot.ros_common import (QUIET_PUBLICATION, QUIET_SUBSCRIPTION, WatchedOnDemand,
                                        take_waiting)
 from sidewalk_robot.ros_params import declare_config
@@ -617,6 +618,11 @@ class LockstepOwner:
     def finished(self) -> bool:
         with self.changed:
             return self.coordinator.finished()
+
+    def compute_samples(self, start: int = 0) -> list[ComputeSample]:
+        """The participants' busy steps answered so far, from the ``start``-th on."""
+        with self.changed:
+            return self.coordinator.samples[start:]
 
     def busy(self) -> list[str]:
         with self.changed:

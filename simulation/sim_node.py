@@ -11,13 +11,15 @@ itself against the wall clock: once every node of ``lockstep_participants`` is u
 physics step whenever every /cmd_vel that takes effect by then is in, publishes that step's
 sensors as lockstep data, and lets the nodes take their steps; /clock goes out for onlookers
 only. A node that stays silent for ``lockstep_timeout`` wall seconds stops the simulator with
-a line naming it (exit status 3).
+a line naming it (exit status 3). With ``lockstep_compute_log`` it writes every participant's
+compute time per busy step there as the run goes (the runner's compute_times.jsonl).
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from typing import TextIO
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseStamped, Quaternion, TwistStamped
@@ -32,7 +34,8 @@ from std_msgs.msg import ColorRGBA, String
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
-from sidewalk_robot.lockstep import NS_PER_S, ONLOOKER_CLOCK_PERIOD_S, LockstepOwnerConfig
+from sidewalk_robot.lockstep import (NS_PER_S, ONLOOKER_CLOCK_PERIOD_S, LockstepOwnerConfig,
+                                     compute_sample_lines)
 from sidewalk_robot.lockstep_ros import LockstepOwner
 from sidewalk_robot.ros_common import (COMMAND_QOS, SENSOR_QOS, array_to_image, diagnostic_array,
                                        diagnostic_status, run_node, seconds_to_stamp,
@@ -85,6 +88,10 @@ class SimNode(Node):
         if lockstep.lockstep:
             self.lockstep = LockstepOwner(self, lockstep.lockstep_participants, self.runner.dt,
                                           observers=lockstep.lockstep_observers)
+        self._compute_log: TextIO | None = None
+        self._compute_logged = 0
+        if self.lockstep and lockstep.lockstep_compute_log:
+            self._compute_log = self._open_compute_log(lockstep.lockstep_compute_log)
         # In lockstep every output is lockstep data (counted, reliable), /clock excepted.
         create = self.lockstep.publisher if self.lockstep else self.create_publisher
         self.clock_publisher = self.create_publisher(Clock, '/clock', 10)
@@ -201,11 +208,35 @@ class SimNode(Node):
             self.lockstep.start_episode(self._time_ns())
             self._data_out()
             return
+        self._log_compute_times()
         silent_s = time.monotonic() - self._last_progress
         if self.lockstep.busy() and silent_s > self._lockstep_timeout:
             self.get_logger().error(self.lockstep.coordinator.silence_message(silent_s))
             raise SystemExit(LOCKSTEP_EXIT_STATUS)
         self.advance_in_lockstep()
+
+    def _open_compute_log(self, path: str) -> TextIO | None:
+        try:
+            return open(path, 'w', encoding='utf-8')
+        except OSError as error:
+            self.get_logger().error(f'lockstep_compute_log {path!r} cannot be written ({error}); '
+                                    'the run goes on without a record of compute times')
+            return None
+
+    def _log_compute_times(self) -> None:
+        """Append the participants' busy steps answered since the last call."""
+        if self._compute_log is None:
+            return
+        samples = self.lockstep.compute_samples(self._compute_logged)
+        try:
+            self._compute_log.write(compute_sample_lines(samples))
+            self._compute_log.flush()
+        except OSError as error:
+            self.get_logger().error(f'lockstep_compute_log: writing failed ({error}); no more '
+                                    'compute times are recorded for this run')
+            self._compute_log = None
+            return
+        self._compute_logged += len(samples)
 
     def _on_lockstep_news(self) -> None:
         """A participant answered or a /cmd_vel came in."""
@@ -365,6 +396,10 @@ class SimNode(Node):
         self.last_problem = ''
 
     def destroy_node(self) -> None:
+        if self._compute_log is not None:
+            self._log_compute_times()
+            if self._compute_log is not None:
+                self._compute_log.close()
         self.sim.close()
         super().destroy_node()
 

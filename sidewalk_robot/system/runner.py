@@ -9,7 +9,9 @@ folder gets the process logs, an MCAP bag of every topic, summary.json and repor
 With ``RunOptions.lockstep`` the simulator and the nodes take turns (lockstep.py): each node's
 parameter file gets ``lockstep`` and its declared latency, the simulator the list of nodes to
 wait for, and the supervisor takes part too, deciding on simulated time only. The outcome is
-then the same on every run, however busy the machine.
+then the same on every run, however busy the machine. Its figures are not: every node's
+compute time per busy step goes to compute_times.jsonl (written by the simulator), their
+statistics to lockstep.json, and a node slower than it declared gets a note.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ import yaml
 
 from sidewalk_robot import share_directory
 from sidewalk_robot.config import read_parameter_file
-from sidewalk_robot.lockstep import DECLARED_LATENCY_S
+from sidewalk_robot.lockstep import (COMPUTE_TIMES_FILE, DECLARED_LATENCY_S,
+                                     LOCKSTEP_SUMMARY_FILE, compute_statistics,
+                                     read_compute_samples, slow_node_notes)
 from sidewalk_robot.ros_env import claim_run_domain, loopback_environment
 from sidewalk_robot.system.faults import (LINK_LAUNCH_ARGUMENTS, PROCESS_FAULTS,
                                           FaultInjectorConfig, FaultSpec, injector_input,
@@ -171,7 +175,7 @@ def launch_arguments_for(options: RunOptions, run_dir: Path) -> dict[str, str]:
     if options.lockstep:
         _add_lockstep_parameters(parameters, options, injector=bool(links),
                                  observers=[INCIDENT_RECORDER_NODE] if options.record_incidents
-                                 else [])
+                                 else [], compute_log=run_dir / COMPUTE_TIMES_FILE)
     for node, changes in parameters.items():
         if node == 'fault_injector':
             continue  # its file is written below, with the faults
@@ -193,11 +197,17 @@ def lockstep_participants(injector: bool) -> list[str]:
     return [*LOCKSTEP_NODES, *(['fault_injector'] if injector else []), SUPERVISOR_NODE]
 
 
+def declared_latencies(options: RunOptions) -> dict[str, float]:
+    """Every lockstep node's declared latency in this run: its budget or the run's own."""
+    return {**DECLARED_LATENCY_S, **dict(options.latencies)}
+
+
 def _add_lockstep_parameters(parameters: dict[str, dict[str, Any]], options: RunOptions,
-                             injector: bool, observers: list[str]) -> None:
+                             injector: bool, observers: list[str], compute_log: Path) -> None:
     """Each participant's lockstep parameters with its declared latency; the observers'
-    (recorders the first step waits for); the simulator's."""
-    latencies = {**DECLARED_LATENCY_S, **dict(options.latencies)}
+    (recorders the first step waits for); the simulator's, with where it records the
+    participants' compute times."""
+    latencies = declared_latencies(options)
     participants = lockstep_participants(injector)
     for node in participants:
         if node != SUPERVISOR_NODE:
@@ -209,7 +219,32 @@ def _add_lockstep_parameters(parameters: dict[str, dict[str, Any]], options: Run
     parameters.setdefault('sim', {}).update(
         lockstep=True, lockstep_participants=participants,
         lockstep_observers=observers or [''],
-        lockstep_timeout=float(options.lockstep_timeout_s))
+        lockstep_timeout=float(options.lockstep_timeout_s),
+        lockstep_compute_log=str(compute_log))
+
+
+def summarise_compute_times(options: RunOptions, run_dir: Path) -> list[str]:
+    """After a lockstep run: each node's compute time statistics from the simulator's
+    record into lockstep.json; notes for the robot's nodes that took longer than they
+    declared, or why there are no figures."""
+    path = run_dir / COMPUTE_TIMES_FILE
+    if not path.is_file():
+        return [f'lockstep: no compute times recorded ({path.name} missing: the simulator '
+                'never started stepping)']
+    try:
+        samples = read_compute_samples(path)
+    except (OSError, ValueError) as error:
+        return [f'lockstep: compute times unreadable: {error}']
+    latencies = declared_latencies(options)
+    # The supervisor and the fault injector are the harness, passing things on at the next
+    # step: only the robot's own nodes are held to a budget.
+    statistics = compute_statistics(samples, {node: latencies[node] for node in LOCKSTEP_NODES})
+    (run_dir / LOCKSTEP_SUMMARY_FILE).write_text(json.dumps({
+        'declared_latency_s': {node: latencies[node] for node in statistics
+                               if node in latencies},
+        'measured_latency': options.measured_latency,
+        'compute': statistics}, indent=2), encoding='utf-8')
+    return slow_node_notes(statistics)
 
 
 def mission_world(options: RunOptions):
@@ -340,6 +375,8 @@ def run_mission(options: RunOptions, run_dir: Path) -> RunResult:
             notes.append(f'{label} exited during the run with status {code}')
         processes.stop_all()
         exits = {label: p.returncode for label, p in processes.processes.items()}
+    if options.lockstep:
+        notes += summarise_compute_times(options, run_dir)
     summary = monitor.summary(notes) if monitor.mission_start is not None else None
     result = RunResult(run_dir, summary, error, time.monotonic() - wall_start, exits, recent,
                        mission_wall_time_s)

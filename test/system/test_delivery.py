@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sidewalk_robot.lockstep import COMPUTE_TIMES_FILE, LOCKSTEP_SUMMARY_FILE, read_compute_samples
 from sidewalk_robot.system.runner import RunOptions
 from sidewalk_robot.system.scenarios import load_scenario
 from sidewalk_robot.system.suite import run_scenario
@@ -122,6 +123,18 @@ def test_short_delivery_in_a_namespace_arrives_and_its_bag_resolves_every_frame(
     assert graph[f'/{NAMESPACE}/perception/obstacle_grid']['publishers'] == ['perception']
     assert not {'/scan', '/tf', '/odom', '/perception/obstacle_grid'} & set(graph)
     assert '/clock' in graph
+    # Every participant's compute time per busy step, as the simulator recorded it.
+    samples = read_compute_samples(run_dir / COMPUTE_TIMES_FILE)
+    stepped = {sample.node for sample in samples}
+    assert {'perception', 'planner', 'safety_monitor', 'mission_supervisor'} <= stepped, stepped
+    perception = sorted(s.time_ns for s in samples if s.node == 'perception')
+    images_perceived = [t for t in perception if t % 100_000_000 == 0]  # 10 Hz camera
+    spacing = {b - a for a, b in zip(images_perceived, images_perceived[1:])}
+    assert len(images_perceived) > 50 and spacing == {100_000_000}, spacing  # every image
+    assert all(0.0 < s.compute_s <= s.wall_s + 0.002 for s in samples)
+    compute = json.loads((run_dir / LOCKSTEP_SUMMARY_FILE).read_text())['compute']
+    assert compute['perception']['busy_steps'] == len(perception)
+    assert compute['perception']['declared_latency_ms'] == 15.0
 
     bag = run_dir / 'bag'
     metadata = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']

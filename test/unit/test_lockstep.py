@@ -8,9 +8,10 @@ import pytest
 from sidewalk_robot.lockstep import (NS_PER_S, Batch, ComputeSample, Coordinator, Done,
                                      Endpoint, Hello, Inbox, LockstepConfig, LockstepError,
                                      Stalled, Step,
-                                     TimerSchedule, compute_statistics, decode_report,
-                                     decode_steps, encode_report, encode_steps,
-                                     grid_at_or_after, release_time, slow_node_notes)
+                                     TimerSchedule, compute_sample_lines, compute_statistics,
+                                     decode_report, decode_steps, encode_report, encode_steps,
+                                     grid_at_or_after, read_compute_samples, release_time,
+                                     slow_node_notes)
 
 MS = 1_000_000
 
@@ -437,6 +438,28 @@ def test_compute_time_beyond_the_declared_latency_is_counted_and_said():
     notes = slow_node_notes(figures)
     assert len(notes) == 1 and 'perception' in notes[0] and '2 of 4' in notes[0]
     assert slow_node_notes(compute_statistics(samples[:2], {'perception': 0.015})) == []
+
+
+def test_compute_samples_read_back_as_written_but_for_a_last_line_cut_short(tmp_path):
+    samples = [ComputeSample('perception', 20 * MS, 0.0123456, 0.0151),
+               ComputeSample('planner', 40 * MS, 0.008, 0.0095)]
+    path = tmp_path / 'compute_times.jsonl'
+    text = compute_sample_lines(samples)
+    path.write_text(text, encoding='utf-8')
+    read = read_compute_samples(path)
+    assert [(s.node, s.time_ns) for s in read] == [('perception', 20 * MS), ('planner', 40 * MS)]
+    # Kept to the microsecond, as the file says.
+    assert read[0].compute_s == pytest.approx(0.012346, abs=1e-9)
+    assert read[1].wall_s == pytest.approx(0.0095, abs=1e-9)
+    path.write_text(text + text.splitlines()[0][:25], encoding='utf-8')  # the writer stopped
+    assert len(read_compute_samples(path)) == 2
+    path.write_text(text.replace('"planner"', '"planner", "time_s": "late"', 1)
+                    .replace('"time_s": 0.04', '"x": 0'), encoding='utf-8')
+    with pytest.raises(ValueError, match=r'compute_times.jsonl, line 2: not a compute sample'):
+        read_compute_samples(path)
+    path.write_text('[1, 2]\n', encoding='utf-8')
+    with pytest.raises(ValueError, match='line 1'):
+        read_compute_samples(path)
 
 
 def test_the_lockstep_parameters_are_off_by_default():

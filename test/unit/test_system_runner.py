@@ -9,13 +9,15 @@ import pytest
 import yaml
 
 from sidewalk_robot.config import read_parameter_file
+from sidewalk_robot.lockstep import (COMPUTE_TIMES_FILE, LOCKSTEP_SUMMARY_FILE, ComputeSample,
+                                     compute_sample_lines)
 from sidewalk_robot.simulation.world import Pose2D, load_world
 from sidewalk_robot.system.faults import parse_faults
 from sidewalk_robot.system.metrics import RunMonitor
 from sidewalk_robot.system.runner import (RunOptions, RunResult, format_summary, goal_in_odom,
                                           ground_surfaces, launch_arguments_for, mission_world,
-                                          new_run_directory, world_to_odom,
-                                          write_fault_injector_parameters)
+                                          new_run_directory, summarise_compute_times,
+                                          world_to_odom, write_fault_injector_parameters)
 
 
 def test_goal_in_the_start_frame() -> None:
@@ -98,3 +100,41 @@ def test_summary_text_names_every_figure(tmp_path: Path) -> None:
         assert expected in text
     failed = format_summary(RunResult(tmp_path, None, 'sim crashed', 1.0, {}))
     assert 'sim crashed' in failed
+
+
+def test_a_lockstep_run_tells_the_simulator_where_to_record_compute_times(tmp_path: Path) -> None:
+    arguments = launch_arguments_for(RunOptions(lockstep=True), tmp_path)
+    sim = read_parameter_file(Path(arguments['sim_params_file']), 'sim')
+    assert sim['lockstep_compute_log'] == str(tmp_path / COMPUTE_TIMES_FILE)
+    assert 'sim_params_file' not in launch_arguments_for(RunOptions(), tmp_path)
+
+
+def test_compute_times_become_statistics_and_notes_for_the_robots_slow_nodes(
+        tmp_path: Path) -> None:
+    ms = 1_000_000
+    samples = ([ComputeSample('perception', i * 100 * ms, 0.030, 0.031) for i in range(4)]
+               + [ComputeSample('planner', i * 100 * ms, 0.004, 0.005) for i in range(4)]
+               + [ComputeSample('mission_supervisor', i * 50 * ms, 0.002, 0.002)
+                  for i in range(8)])
+    (tmp_path / COMPUTE_TIMES_FILE).write_text(compute_sample_lines(samples), encoding='utf-8')
+    options = RunOptions(lockstep=True, latencies=(('planner', 0.003),))
+    notes = summarise_compute_times(options, tmp_path)
+    # Perception took 30 ms against its 15 ms budget, the planner 4 ms against the 3 ms this
+    # run declared; the supervisor passes things on at the next step and has no budget.
+    assert len(notes) == 2, notes
+    assert 'perception' in notes[0] and '4 of 4' in notes[0] and '15.0 ms' in notes[0]
+    assert 'planner' in notes[1] and '(3.0 ms)' in notes[1]
+    saved = json.loads((tmp_path / LOCKSTEP_SUMMARY_FILE).read_text(encoding='utf-8'))
+    assert saved['compute']['perception']['compute_median_ms'] == 30.0
+    assert saved['compute']['mission_supervisor']['steps_over_declared'] is None
+    assert saved['declared_latency_s']['planner'] == 0.003
+    assert saved['measured_latency'] is False
+
+
+def test_missing_or_broken_compute_times_are_said_not_fatal(tmp_path: Path) -> None:
+    options = RunOptions(lockstep=True)
+    assert 'never started stepping' in summarise_compute_times(options, tmp_path)[0]
+    (tmp_path / COMPUTE_TIMES_FILE).write_text('{"node": "planner"}\n', encoding='utf-8')
+    notes = summarise_compute_times(options, tmp_path)
+    assert len(notes) == 1 and 'unreadable' in notes[0] and 'line 1' in notes[0]
+    assert not (tmp_path / LOCKSTEP_SUMMARY_FILE).exists()
