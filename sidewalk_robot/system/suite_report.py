@@ -1,5 +1,6 @@
 """Scenario suite results: the table, result.json, JUnit XML and the per-fault system report,
-with links to what each failed run kept (bag, node logs, planner transitions)."""
+with links to what each failed run kept (bag, node logs, planner transitions) and, for lockstep
+runs, each node's compute time per step."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sidewalk_robot.lockstep import LOCKSTEP_SUMMARY_FILE
 from sidewalk_robot.system.evidence import (PLANNER_TRANSITIONS_FILE, evidence_links,
                                             read_planner_transitions)
 from sidewalk_robot.system.metrics import RunSummary
@@ -183,6 +185,50 @@ def failed_runs_markdown(results: Sequence[ScenarioResult], directory: Path) -> 
     return '\n'.join(lines)
 
 
+COMPUTE_NODES = ('perception', 'planner', 'safety_monitor', 'health_monitor')
+"""The robot's nodes whose compute time per lockstep step the report shows."""
+
+
+def _run_compute(run_dir: Path) -> dict[str, Any] | None:
+    """A lockstep run's per-node compute figures (its lockstep.json), None without them."""
+    try:
+        return json.loads((run_dir / LOCKSTEP_SUMMARY_FILE).read_text(encoding='utf-8'))['compute']
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def compute_markdown(results: Sequence[ScenarioResult]) -> str:
+    """Per lockstep run: each of the robot's nodes' CPU time per busy step, median / p95 ms,
+    and the steps over its declared latency (lockstep does not hide a slow node); empty when no
+    run has the figures (a realtime suite)."""
+    rows = []
+    for result in results:
+        compute = _run_compute(Path(result.run_dir))
+        if compute is None:
+            continue
+        cells = []
+        for node in COMPUTE_NODES:
+            figures = compute.get(node)
+            if not figures:
+                cells.append('-')
+                continue
+            over = figures.get('steps_over_declared')
+            cells.append(f'{figures["compute_median_ms"]:.1f} / {figures["compute_p95_ms"]:.1f}'
+                         + (f' ({over} of {figures["busy_steps"]} over '
+                            f'{figures["declared_latency_ms"]:g})' if over else ''))
+        rows.append(f'| {result.name} | ' + ' | '.join(cells) + ' |')
+    if not rows:
+        return ''
+    return '\n'.join([
+        '## Compute per busy step', '',
+        'CPU time of each node per lockstep step, median / p95 in ms, and the steps that took '
+        'longer than the latency the run declared for the node (ms): the outcome above is that '
+        'of nodes keeping their declared latency; this is how far this machine was from it '
+        '(each run folder\'s `lockstep.json`, `compute_times.jsonl`).', '',
+        '| scenario | ' + ' | '.join(COMPUTE_NODES) + ' |',
+        '| --- |' + ' ---: |' * len(COMPUTE_NODES), *rows, ''])
+
+
 def junit_xml(results: Sequence[ScenarioResult], suite_name: str = 'sidewalk_robot.scenarios'
               ) -> str:
     suite = ElementTree.Element('testsuite', name=suite_name, tests=str(len(results)),
@@ -220,8 +266,10 @@ def write_suite_outputs(results: Sequence[ScenarioResult], directory: Path) -> d
         'system_report': [asdict(f) for f in figures]}, indent=2), encoding='utf-8')
     paths['junit'].write_text(junit_xml(results), encoding='utf-8')
     paths['table'].write_text(results_table(results) + '\n', encoding='utf-8')
-    failed = failed_runs_markdown(results, directory)
+    sections = [section for section in (failed_runs_markdown(results, directory),
+                                        compute_markdown(results)) if section]
     paths['report'].write_text(system_report_markdown(figures) + '\n'
-                               + (f'\n{failed}' if failed else ''), encoding='utf-8')
+                               + ''.join(f'\n{section}' for section in sections),
+                               encoding='utf-8')
     write_system_report_png(paths['figure'], figures)
     return paths

@@ -199,6 +199,32 @@ def test_failed_runs_are_reported_with_their_evidence(tmp_path: Path) -> None:
     assert f'evidence in {run_dir}: bag, logs, planner_transitions' in paths['table'].read_text()
 
 
+def test_each_lockstep_runs_compute_per_node_is_reported(tmp_path: Path) -> None:
+    suite_dir = tmp_path / 'suite'
+    runs = results()
+    for result, compute in ((runs[0], {
+            'perception': {'busy_steps': 393, 'compute_median_ms': 14.336,
+                           'compute_p95_ms': 18.405, 'declared_latency_ms': 15.0,
+                           'steps_over_declared': 155},
+            'planner': {'busy_steps': 358, 'compute_median_ms': 7.2, 'compute_p95_ms': 9.61,
+                        'declared_latency_ms': 10.0, 'steps_over_declared': 0}}),
+            (runs[1], None)):
+        run_dir = suite_dir / result.name
+        run_dir.mkdir(parents=True)
+        result.run_dir = str(run_dir)
+        if compute is not None:
+            (run_dir / 'lockstep.json').write_text(json.dumps({'compute': compute}))
+    (suite_dir / 'pole' / 'lockstep.json').write_text('{"compute": ')  # cut short
+    report = write_suite_outputs(runs, suite_dir)['report'].read_text()
+    assert '## Compute per busy step' in report
+    rows = [line for line in report.splitlines() if line.startswith('| clear |')]
+    assert rows == ['| clear | 14.3 / 18.4 (155 of 393 over 15) | 7.2 / 9.6 | - | - |'], rows
+    assert '| pole |' not in report, 'an unreadable lockstep.json shows no row'
+    assert report.index('## Failed runs') < report.index('## Compute per busy step')
+    (suite_dir / 'clear' / 'lockstep.json').unlink()  # a realtime suite: no section
+    assert 'Compute' not in write_suite_outputs(runs, suite_dir)['report'].read_text()
+
+
 def test_results_round_trip_through_json() -> None:
     for result in results():
         assert ScenarioResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
