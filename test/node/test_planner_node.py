@@ -198,6 +198,7 @@ def test_a_wall_only_the_lidar_sees_stops_the_robot_and_a_wrong_frame_is_refused
     robot = FakeRobot(node, np.zeros((HEIGHT, WIDTH)))  # perception sees nothing at all
     scans = node.create_publisher(LaserScan, '/scan', SENSOR_QOS)
     frame = {'id': 'laser_link'}
+    sent_to_the_planner = []
 
     def publish_scan() -> None:
         scan = LaserScan()
@@ -212,8 +213,14 @@ def test_a_wall_only_the_lidar_sees_stops_the_robot_and_a_wrong_frame_is_refused
         scan.ranges = np.where((np.cos(angles) > 0.1) & (ahead <= 10.0), ahead,
                                np.inf).astype(np.float32).tolist()
         scans.publish(scan)
+        if scans.get_subscription_count() > 0:
+            sent_to_the_planner.append(scan.header.stamp)
 
     node.create_timer(0.1, publish_scan)
+    # The wall in view before the goal: a planner that began driving on the empty grid before
+    # its first scan keeps turning in place towards a way round (this robot never turns) until
+    # stuck_timeout, 20 s, which a loaded machine's discovery made happen once.
+    assert spin_until(node, lambda: len(sent_to_the_planner) >= 3, timeout=10.0)
     robot.send_goal(5.0, 0.0)
 
     def blocked_by_the_scan() -> bool:
