@@ -89,9 +89,10 @@ DECLARED_LATENCY_S = {
     'mission_supervisor': 0.0,
 }
 """The latency a run declares for each node by default: its budget. perception: the model's
-15 ms budget (docs/perception.md); planner: a cycle takes about 3 ms of CPU, p99 about 4 ms
-(docs/planning.md), 10 ms with margin; safety_monitor: its rule evaluation takes about 1 ms;
-the fault injector and the mission supervisor only pass messages on (next step)."""
+15 ms budget (docs/perception.md); planner: its cycle took about 3 ms of CPU, p99 about 4 ms,
+when the budget was set (docs/planning.md), 10 ms with margin; safety_monitor: its rule
+evaluation takes about 1 ms; the fault injector and the mission supervisor only pass messages
+on (next step). How often a machine exceeds them, each lockstep run's lockstep.json says."""
 
 
 def parse_latencies(settings: Sequence[str]) -> tuple[tuple[str, float], ...]:
