@@ -14,6 +14,7 @@ from sidewalk_robot.lockstep import LOCKSTEP_SUMMARY_FILE
 from sidewalk_robot.system.evidence import (PLANNER_TRANSITIONS_FILE, evidence_links,
                                             read_planner_transitions)
 from sidewalk_robot.system.metrics import RunSummary
+from sidewalk_robot.system.runner import LOCKSTEP_NODES
 
 SHOWN_TRANSITIONS = 6
 """The planner's last transitions the report quotes for each failed run."""
@@ -185,10 +186,6 @@ def failed_runs_markdown(results: Sequence[ScenarioResult], directory: Path) -> 
     return '\n'.join(lines)
 
 
-COMPUTE_NODES = ('perception', 'planner', 'safety_monitor', 'health_monitor')
-"""The robot's nodes whose compute time per lockstep step the report shows."""
-
-
 def _run_compute(run_dir: Path) -> dict[str, Any] | None:
     """A lockstep run's per-node compute figures (its lockstep.json), None without them."""
     try:
@@ -207,7 +204,7 @@ def compute_markdown(results: Sequence[ScenarioResult]) -> str:
         if compute is None:
             continue
         cells = []
-        for node in COMPUTE_NODES:
+        for node in LOCKSTEP_NODES:
             figures = compute.get(node)
             if not figures:
                 cells.append('-')
@@ -225,8 +222,8 @@ def compute_markdown(results: Sequence[ScenarioResult]) -> str:
         'longer than the latency the run declared for the node (ms): the outcome above is that '
         'of nodes keeping their declared latency; this is how far this machine was from it '
         '(each run folder\'s `lockstep.json`, `compute_times.jsonl`).', '',
-        '| scenario | ' + ' | '.join(COMPUTE_NODES) + ' |',
-        '| --- |' + ' ---: |' * len(COMPUTE_NODES), *rows, ''])
+        '| scenario | ' + ' | '.join(LOCKSTEP_NODES) + ' |',
+        '| --- |' + ' ---: |' * len(LOCKSTEP_NODES), *rows, ''])
 
 
 def junit_xml(results: Sequence[ScenarioResult], suite_name: str = 'sidewalk_robot.scenarios'
